@@ -1,0 +1,25 @@
+"""People sign in here and get a bearer token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from core import identity
+from core.errors import Unauthorized
+from core.web import db, runtime
+from schemas.auth import TokenIn, TokenOut
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Bearer tokens for people")
+
+
+@blp.post("/token")
+@blp.arguments(TokenIn)
+@blp.response(200, TokenOut)
+def token(body: dict[str, Any]) -> dict[str, Any]:
+    user = identity.authenticate(db(), body["username"], body["password"])
+    if user is None:
+        raise Unauthorized("wrong username or password", code="invalid_credentials")
+    ttl = runtime().settings.token_ttl_s
+    return {"access_token": identity.issue_token(user, runtime().settings.secret_key, ttl), "token_type": "Bearer", "expires_in": ttl}

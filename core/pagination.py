@@ -1,0 +1,65 @@
+"""Keyset pagination: stable while new rows arrive, cheap at any depth.
+
+A cursor is the (sort value, id) of the last row served, opaque to the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from core.errors import ApiError
+
+T = TypeVar("T")
+
+
+def encode_cursor(key: Any, row_id: int) -> str:
+    if isinstance(key, datetime):
+        key = {"t": key.isoformat()}
+    raw = json.dumps([key, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Any, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key, row_id = json.loads(raw)
+        if isinstance(key, dict):
+            key = datetime.fromisoformat(key["t"])
+        if not isinstance(row_id, int):
+            raise ValueError
+    except (ValueError, TypeError, KeyError):
+        raise ApiError("cursor is not one this server issued", code="invalid_cursor") from None
+    return key, row_id
+
+
+def page(
+    session: Session,
+    stmt: Select[Any],
+    sort_col: InstrumentedAttribute[Any],
+    id_col: InstrumentedAttribute[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    descending: bool = True,
+) -> tuple[Sequence[Any], str | None]:
+    """One page of `stmt` ordered by (sort_col, id_col), newest first by default."""
+    if cursor:
+        key, last_id = decode_cursor(cursor)
+        if descending:
+            stmt = stmt.where(or_(sort_col < key, and_(sort_col == key, id_col < last_id)))
+        else:
+            stmt = stmt.where(or_(sort_col > key, and_(sort_col == key, id_col > last_id)))
+    order = (sort_col.desc(), id_col.desc()) if descending else (sort_col.asc(), id_col.asc())
+    rows = session.scalars(stmt.order_by(*order).limit(limit + 1)).all()
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(getattr(last, sort_col.key), getattr(last, id_col.key))

@@ -1,0 +1,114 @@
+"""Every setting and every policy number, read from the environment (prefix ``LANTIAN_``).
+
+Policy numbers live in :class:`Policy` (prefix ``LANTIAN_POLICY_``) so a city changes its
+rules without a release; each stored verdict keeps the policy that produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Limits = dict[str, dict[str, float]]
+
+DEFAULT_LIMITS: Limits = {
+    "diesel": {"opacity_pct": 30.0, "no_ppm": 1500.0, "ringelmann": 1.0},
+    "gasoline": {"co_pct": 2.5, "hc_ppm": 200.0, "no_ppm": 1500.0},
+    "gas": {"co_pct": 2.5, "hc_ppm": 200.0, "no_ppm": 1500.0},
+    "hybrid": {"co_pct": 2.5, "hc_ppm": 200.0, "no_ppm": 1500.0},
+}
+
+
+class Policy(BaseSettings):
+    """The enforcement rules of DOMAIN.md, every number a default a city may override."""
+
+    model_config = SettingsConfigDict(env_prefix="LANTIAN_POLICY_", frozen=True, extra="ignore")
+
+    version: str = "2026.11"
+
+    # Remote-sensing validity (HJ 845-style windows).
+    speed_min_kmh: float = 5.0
+    speed_max_kmh: float = 120.0
+    acceleration_min_ms2: float = -2.0
+    acceleration_max_ms2: float = 2.0
+    vsp_min_kw_t: float = 0.0
+    vsp_max_kw_t: float = 14.0
+    wind_max_ms: float = 5.0
+    temperature_min_c: float = -20.0
+    temperature_max_c: float = 45.0
+    humidity_max_pct: float = 85.0
+    plate_confidence_min: float = 0.80
+    co2_min_pct: float = 0.0  # a CO2 reading at or below this is no plume at all
+
+    # Limits per fuel type: a value strictly greater than its limit exceeds.
+    limits: Limits = Field(default_factory=lambda: json.loads(json.dumps(DEFAULT_LIMITS)))
+
+    # Judgement rule: the same pollutant exceeding in this many consecutive valid
+    # measurements, the first and last within this many natural months, is a violation.
+    judgement_run_length: int = 2
+    judgement_window_months: int = 6
+
+    # Black smoke: a confirmed level strictly above this creates a violation.
+    black_smoke_ringelmann_limit: int = 1
+
+    # I/M loop.
+    notice_deadline_days: int = 15
+    penalty_amount_yuan: int = 200
+    penalty_legal_basis: str = "大气污染防治法第一百一十三条 / 道路交通安全法第九十条"
+    penalty_code: str = "6063"
+
+    # Blacklists and key supervision.
+    strikes_threshold: int = 3
+    strike_window_days_without_cycle: int = 365
+    fleet_ratio_threshold: float = 0.10
+    heavy_diesel_categories: list[str] = Field(default_factory=lambda: ["N2", "N3"])
+
+    def as_record(self) -> dict[str, Any]:
+        """The policy as stored beside each verdict (stable key order)."""
+        return json.loads(self.model_dump_json())
+
+    @cached_property
+    def digest(self) -> str:
+        """Content address of the policy: equal policies share one stored record."""
+        blob = json.dumps(self.as_record(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class Settings(BaseSettings):
+    """Runtime settings; ``create_app(settings)`` and the worker take one of these."""
+
+    model_config = SettingsConfigDict(env_prefix="LANTIAN_", extra="ignore")
+
+    database_url: str = "sqlite:///instance/lantian.db"
+    redis_url: str | None = None
+    secret_key: str = "change-me-in-production"
+    timezone: str = "Asia/Shanghai"
+    media_dir: str = "instance/media"
+    queue_name: str = "lantian"
+
+    token_ttl_s: int = 8 * 3600
+    signature_window_s: int = 300
+    future_tolerance_s: int = 300
+    max_body_bytes: int = 1024 * 1024
+    max_batch_events: int = 500
+    max_registry_vehicles: int = 5000
+
+    # Black-smoke uploads.
+    max_images: int = 3
+    max_image_bytes: int = 5 * 1024 * 1024
+    max_image_side_px: int = 8000
+
+    # The sweeper re-enqueues events still unprocessed after this many seconds.
+    sweep_after_s: int = 60
+    judge_batch_size: int = 500
+
+    policy: Policy = Field(default_factory=Policy)
+
+    @property
+    def jobs_inline(self) -> bool:
+        return not self.redis_url

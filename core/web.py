@@ -1,0 +1,243 @@
+"""The Flask edge of core: who is calling, what they may see, and the error shape.
+
+Routes stay thin: they call `require_person(...)` or `require_station(...)`, parse with
+the schemas, call a service with a `Session` and plain values, and serialise.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
+
+from core import identity, regions
+from core.errors import ApiError, Forbidden, Unauthorized
+from core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["lantian"]
+
+
+def db() -> Session:
+    """The request's session (closed at teardown); services commit through it."""
+    if "db" not in g:
+        g.db = runtime().sessions()
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: int
+    username: str
+    role: str
+    region: str | None
+    org_id: int | None
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.username}"
+
+    @property
+    def scope(self) -> str | None:
+        """Region this person is limited to; admins and people without a region see all."""
+        return None if self.role == identity.Role.ADMIN else self.region
+
+    def sees(self, region: str | None) -> bool:
+        return regions.contains(self.scope, region)
+
+
+def current_person() -> Person:
+    return g.person
+
+
+def current_station() -> identity.Station:
+    return g.station
+
+
+def _authenticate_person() -> Person:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("a bearer token is required")
+    claims = identity.decode_token(token.strip(), runtime().settings.secret_key)
+    if claims is None:
+        raise Unauthorized("the token is invalid or expired", code="invalid_token")
+    return Person(int(claims["sub"]), claims.get("usr", ""), claims["role"], claims.get("region"), claims.get("org"))
+
+
+def require_person(*roles: str) -> Callable[[F], F]:
+    """Bearer-token people with one of `roles` (admin always allowed)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            person = _authenticate_person()
+            if person.role != identity.Role.ADMIN and person.role not in roles:
+                raise Forbidden(f"role {person.role} may not do this")
+            g.person = person
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def signed_path() -> str:
+    qs = request.query_string.decode("latin-1")
+    return request.path + ("?" + qs if qs else "")
+
+
+def _authenticate_station(kind: str | None) -> identity.Station:
+    key_id = request.headers.get("X-Station-Key", "")
+    timestamp = request.headers.get("X-Timestamp", "")
+    signature = request.headers.get("X-Signature", "")
+    if not (key_id and timestamp and signature):
+        raise Unauthorized("X-Station-Key, X-Timestamp and X-Signature are required", code="signature_required")
+    window = runtime().settings.signature_window_s
+    if not identity.timestamp_fresh(timestamp, time.time(), window):
+        raise Unauthorized(f"X-Timestamp is more than {window} s from the server clock", code="stale_timestamp")
+    station = db().scalar(select(identity.Station).where(identity.Station.key_id == key_id))
+    body = request.get_data(cache=True)
+    # An unknown key and a bad signature answer alike, so keys cannot be probed.
+    secret = station.secret if station else "unknown-key"
+    if not identity.signature_matches(secret, signature, request.method, signed_path(), timestamp, body) or not station:
+        raise Unauthorized("the signature does not match", code="bad_signature")
+    if station.suspended:
+        raise Forbidden("this station is suspended", code="station_suspended")
+    if kind and station.kind != kind:
+        raise Forbidden(f"only {kind} stations may post here", code="wrong_station_kind")
+    return station
+
+
+def require_station(kind: str | None = None) -> Callable[[F], F]:
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.station = _authenticate_station(kind)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def station_or_person(*roles: str) -> Callable[[F], F]:
+    """Readable by a signed station (its own records) or by people with `roles`."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if request.headers.get("X-Station-Key"):
+                g.station = _authenticate_station(None)
+                g.person = None
+            else:
+                g.station = None
+                person = _authenticate_person()
+                if person.role != identity.Role.ADMIN and person.role not in roles:
+                    raise Forbidden(f"role {person.role} may not do this")
+                g.person = person
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+class JsonParser(FlaskParser):
+    """Reads the body as JSON whatever Content-Type a station's firmware sends."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        data = req.get_data(cache=True)
+        return webargs_core.parse_json(data) if data else webargs_core.missing
+
+
+Blueprint.ARGUMENTS_PARSER = JsonParser()
+
+
+def json_body() -> Any:
+    """The raw JSON body: 400 when it is not JSON at all."""
+    data = request.get_data(cache=True)
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("the body is not valid JSON", code="malformed_json") from None
+
+
+def validation_fields(err: ValidationError) -> dict[str, Any]:
+    messages = err.messages
+    return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def error_response(status: int, code: str, message: str, fields: Any = None) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields is not None:
+        body["fields"] = fields
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "body_too_large", 415: "unsupported_media_type",
+    422: "validation_error", 429: "too_many_requests",
+}
+
+
+def install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError) -> Response:
+        return error_response(err.status, err.code, err.message, err.fields)
+
+    @app.errorhandler(ValidationError)
+    def _validation(err: ValidationError) -> Response:
+        return error_response(422, "validation_error", "the request is not valid", validation_fields(err))
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException) -> Response:
+        status = err.code or 500
+        data = getattr(err, "data", None) or {}
+        messages = data.get("messages")
+        if status == 400 and messages and "json" in messages and messages["json"] == ["Invalid JSON body."]:
+            return error_response(400, "malformed_json", "the body is not valid JSON")
+        if status == 422 and messages:
+            # webargs nests messages by location; the API shows the fields themselves.
+            fields: dict[str, Any] = {}
+            for per_location in messages.values():
+                fields.update(per_location if isinstance(per_location, dict) else {"_schema": per_location})
+            return error_response(422, "validation_error", "the request is not valid", fields)
+        return error_response(status, _HTTP_CODES.get(status, "http_error"), err.description or err.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")

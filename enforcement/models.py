@@ -1,0 +1,164 @@
+"""Consequences: violations, the I/M case of each vehicle, strikes and listings."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, BigId, Json, UTCDateTime, utcnow
+
+SOURCES = ("remote_sensing", "black_smoke", "road_check", "depot_check")
+CASE_STATUSES = ("open", "notified", "repaired", "closed")
+
+
+class SupervisoryTest(Base):
+    """A road or depot check by officers; a failed one is a violation."""
+
+    __tablename__ = "supervisory_tests"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(32))
+    tested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    results: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    location: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(6))
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Violation(Base):
+    __tablename__ = "violations"
+    __table_args__ = (
+        # One violation per source record, whatever the retries.
+        UniqueConstraint("source", "source_ref"),
+        Index("ix_violations_vehicle_time", "vehicle_id", "detected_at"),
+        Index("ix_violations_time", "detected_at", "id"),
+        Index("ix_violations_region_time", "region", "detected_at", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    source_ref: Mapped[str] = mapped_column(String(64))
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_on: Mapped[date] = mapped_column(Date)  # local calendar day of detection
+    region: Mapped[str | None] = mapped_column(String(6))
+    details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        # At most one open case per vehicle, enforced by the database itself.
+        Index(
+            "uq_cases_one_open", "vehicle_id", unique=True,
+            postgresql_where=text("status <> 'closed'"), sqlite_where=text("status <> 'closed'"),
+        ),
+        Index("ix_cases_opened", "opened_at", "id"),
+        Index("ix_cases_status_deadline", "status", "deadline_on"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    region: Mapped[str | None] = mapped_column(String(6), index=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deadline_on: Mapped[date | None] = mapped_column(Date)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    repaired: Mapped[bool] = mapped_column(Boolean, default=False)
+    penalty_settled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Notice(Base):
+    __tablename__ = "notices"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    issued_on: Mapped[date] = mapped_column(Date)
+    deadline_days: Mapped[int] = mapped_column(Integer)
+    deadline_on: Mapped[date] = mapped_column(Date)
+    issued_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Penalty(Base):
+    __tablename__ = "penalties"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    waived: Mapped[bool] = mapped_column(Boolean, default=False)
+    decision_no: Mapped[str | None] = mapped_column(String(64))
+    amount_yuan: Mapped[int | None] = mapped_column(Integer)
+    legal_basis: Mapped[str | None] = mapped_column(Text)
+    code: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Repair(Base):
+    __tablename__ = "repairs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    items: Mapped[list[str]] = mapped_column(Json, default=list)
+    notes: Mapped[str | None] = mapped_column(Text)
+    reported_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Retest(Base):
+    __tablename__ = "retests"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
+    tested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    method: Mapped[str] = mapped_column(String(32))
+    results: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    reported_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Strike(Base):
+    """At most one strike per vehicle per local calendar day of detection."""
+
+    __tablename__ = "strikes"
+    __table_args__ = (UniqueConstraint("vehicle_id", "day"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
+    day: Mapped[date] = mapped_column(Date)
+    violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"))
+
+
+class Listing(Base):
+    """A blacklist or key-supervision entry; `active_key` makes one active entry per subject/rule/period."""
+
+    __tablename__ = "listings"
+    __table_args__ = (
+        Index(
+            "uq_listings_active", "list_kind", "subject_type", "subject_id", "rule", "period_start", unique=True,
+            postgresql_where=text("active"), sqlite_where=text("active"),
+        ),
+        Index("ix_listings_listed", "listed_at", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    list_kind: Mapped[str] = mapped_column(String(16))  # blacklist | key_supervision
+    subject_type: Mapped[str] = mapped_column(String(16))  # vehicle | fleet
+    subject_id: Mapped[int] = mapped_column(BigId)
+    rule: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(6), index=True)
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    listed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    evidence: Mapped[list[int]] = mapped_column(Json, default=list)
+    ratio: Mapped[float | None] = mapped_column(Float)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    delisted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delisted_by: Mapped[str | None] = mapped_column(String(100))
+    delist_reason: Mapped[str | None] = mapped_column(Text)

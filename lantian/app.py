@@ -1,0 +1,108 @@
+"""The application factory: builds everything from a Settings object, nothing at import."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template_string
+from flask.json.provider import DefaultJSONProvider
+from flask_smorest import Api
+from sqlalchemy import text
+
+from core import auth_api, registry_api
+from core import runtime as runtime_mod
+from core.settings import Settings
+from core.web import close_db, install_error_handlers, runtime
+from lantian import metrics
+
+
+def _blueprints() -> list[Any]:
+    # Imported here so that importing lantian does not pull every model at import time.
+    from enforcement import api as enforcement_api
+    from remote_sensing import api as rs_api
+
+    return [auth_api.blp, registry_api.blp, rs_api.blp, *enforcement_api.blueprints()]
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Dates as YYYY-MM-DD and times as RFC 3339 in UTC, whatever the view returns."""
+
+    ensure_ascii = False
+    sort_keys = False
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, datetime):
+            return o.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if isinstance(o, date):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings()
+    app = Flask("lantian", instance_relative_config=False)
+    app.json = JSONProvider(app)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=max(settings.max_body_bytes, settings.max_images * settings.max_image_bytes + 1024 * 1024),
+        API_TITLE="Lantian",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    rt = runtime_mod.build(settings)
+    runtime_mod.activate(rt)
+    app.extensions["lantian"] = rt
+    api = Api(app)
+    for blp in _blueprints():
+        api.register_blueprint(blp)
+    install_error_handlers(app)
+    app.teardown_appcontext(close_db)
+    metrics.install(app)
+    _operations(app, api)
+    return app
+
+
+_DOCS = """<!doctype html><html lang="en"><meta charset="utf-8"><title>Lantian API</title>
+<style>body{font:15px system-ui;margin:2em;max-width:70em}code{background:#eee;padding:0 .3em}
+h2{margin-top:1.5em}td{padding:.2em .8em;vertical-align:top}</style>
+<h1>Lantian API {{ spec.info.version }}</h1>
+<p>Machine-readable: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a> (OpenAPI {{ spec.openapi }}).</p>
+{% for path, ops in spec.paths.items() %}<h2><code>{{ path }}</code></h2><table>
+{% for method, op in ops.items() if method in ("get","post","put","patch","delete") %}
+<tr><td><b>{{ method|upper }}</b></td><td>{{ op.summary or op.description or "" }}</td>
+<td>{{ op.responses.keys()|join(", ") }}</td></tr>{% endfor %}</table>{% endfor %}"""
+
+
+def _operations(app: Flask, api: Api) -> None:
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        checks: dict[str, str] = {}
+        rt = runtime()
+        try:
+            with rt.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready
+            checks["database"] = f"error: {type(exc).__name__}"
+        if rt.redis is not None:
+            try:
+                rt.redis.ping()
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"error: {type(exc).__name__}"
+        else:
+            checks["redis"] = "not configured (jobs run inline)"
+        ready = all(not v.startswith("error") for v in checks.values())
+        return jsonify({"status": "ready" if ready else "not_ready", "checks": checks}), 200 if ready else 503
+
+    @app.get("/docs")
+    def docs() -> str:
+        return render_template_string(_DOCS, spec=api.spec.to_dict())

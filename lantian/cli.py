@@ -1,0 +1,220 @@
+"""The `lantian` command: a Flask CLI group with the operator's commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date, timedelta
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from core import audit, identity
+from core.regions import REGION_RE
+from core.web import runtime
+
+
+def _create_app() -> Flask:
+    from lantian.app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
+def cli() -> None:
+    """Lantian: vehicle emission enforcement."""
+
+
+def _region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not REGION_RE.match(value):
+        raise click.BadParameter("must be a 6-digit administrative region code")
+    return value
+
+
+def _emit(obj: dict) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+# --- database ----------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Schema migrations (Alembic)."""
+
+
+def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = Config()
+    config.set_main_option("script_location", os.path.join(here, "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Bring the database to the current schema."""
+    from alembic import command
+
+    command.upgrade(alembic_config(runtime().settings.database_url), revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True)
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (for developers)."""
+    from alembic import command
+
+    command.revision(alembic_config(runtime().settings.database_url), message=message, autogenerate=True)
+
+
+# --- stations ----------------------------------------------------------------------------
+
+
+@cli.group()
+def stations() -> None:
+    """Roadside stations and their signing keys."""
+
+
+@stations.command("create")
+@click.option("--code", required=True)
+@click.option("--kind", required=True, type=click.Choice(identity.STATION_KINDS))
+@click.option("--region", required=True, callback=_region)
+@click.option("--name")
+@click.option("--calibrated-until", type=click.DateTime(formats=["%Y-%m-%d"]))
+@with_appcontext
+def stations_create(code: str, kind: str, region: str, name: str | None, calibrated_until) -> None:  # type: ignore[no-untyped-def]
+    """Register a station; prints its key id and secret once."""
+    until = calibrated_until.date() if calibrated_until else date.today() + timedelta(days=365)
+    key_id, secret = identity.new_station_credentials()
+    with runtime().sessions() as session, session.begin():
+        if session.scalar(select(identity.Station).where(identity.Station.code == code)):
+            raise click.ClickException(f"station {code} already exists")
+        session.add(identity.Station(code=code, kind=kind, region=region, name=name, calibrated_until=until,
+                                     key_id=key_id, secret=secret))
+        audit.append(session, actor="cli", action="station.created", subject_type="station", subject_id=code,
+                     data={"kind": kind, "region": region, "calibrated_until": until.isoformat()})
+    _emit({"code": code, "kind": kind, "region": region, "calibrated_until": until.isoformat(),
+           "key_id": key_id, "secret": secret})
+
+
+def _set_suspended(code: str, suspended: bool) -> None:
+    with runtime().sessions() as session, session.begin():
+        station = session.scalar(select(identity.Station).where(identity.Station.code == code))
+        if station is None:
+            raise click.ClickException(f"no station {code}")
+        station.suspended = suspended
+        audit.append(session, actor="cli", action="station.suspended" if suspended else "station.resumed",
+                     subject_type="station", subject_id=code)
+    _emit({"code": code, "suspended": suspended})
+
+
+@stations.command("suspend")
+@click.option("--code", required=True)
+@with_appcontext
+def stations_suspend(code: str) -> None:
+    _set_suspended(code, True)
+
+
+@stations.command("resume")
+@click.option("--code", required=True)
+@with_appcontext
+def stations_resume(code: str) -> None:
+    _set_suspended(code, False)
+
+
+# --- people and organisations ------------------------------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """People who sign in."""
+
+
+@users.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in identity.Role]))
+@click.option("--region", callback=_region)
+@click.option("--org", "org_code")
+@with_appcontext
+def users_create(username: str, password: str, role: str, region: str | None, org_code: str | None) -> None:
+    with runtime().sessions() as session, session.begin():
+        if session.scalar(select(identity.User).where(identity.User.username == username)):
+            raise click.ClickException(f"user {username} already exists")
+        org = None
+        if org_code:
+            org = session.scalar(select(identity.Org).where(identity.Org.code == org_code))
+            if org is None:
+                raise click.ClickException(f"no org {org_code}")
+        if role in ("repair_station", "inspection_station") and (org is None or org.kind != role):
+            raise click.ClickException(f"a {role} user needs --org of kind {role}")
+        user = identity.User(username=username, password_hash=identity.hash_password(password), role=role,
+                             region=region or (org.region if org else None), org_id=org.id if org else None)
+        session.add(user)
+        session.flush()
+        audit.append(session, actor="cli", action="user.created", subject_type="user", subject_id=user.id,
+                     data={"username": username, "role": role, "region": user.region})
+    _emit({"id": user.id, "username": username, "role": role, "region": user.region, "org": org_code})
+
+
+@cli.group()
+def orgs() -> None:
+    """Repair (M) and inspection (I) stations."""
+
+
+@orgs.command("create")
+@click.option("--code", required=True)
+@click.option("--kind", required=True, type=click.Choice(identity.ORG_KINDS))
+@click.option("--name", required=True)
+@click.option("--region", required=True, callback=_region)
+@with_appcontext
+def orgs_create(code: str, kind: str, name: str, region: str) -> None:
+    with runtime().sessions() as session, session.begin():
+        if session.scalar(select(identity.Org).where(identity.Org.code == code)):
+            raise click.ClickException(f"org {code} already exists")
+        org = identity.Org(code=code, kind=kind, name=name, region=region)
+        session.add(org)
+        session.flush()
+        audit.append(session, actor="cli", action="org.created", subject_type="org", subject_id=org.id,
+                     data={"code": code, "kind": kind})
+    _emit({"id": org.id, "code": code, "kind": kind, "name": name, "region": region})
+
+
+# --- audit and workers -------------------------------------------------------------------
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Exit 1 and name the first broken record when the chain does not hold."""
+    with runtime().sessions() as session:
+        report = audit.verify(session)
+    _emit({"ok": report.ok, "checked": report.checked, "broken_at": report.broken_at, "problem": report.problem})
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--simple/--fork", default=True, help="Run jobs in the worker process (default) or fork per job.")
+@with_appcontext
+def worker(burst: bool, simple: bool) -> None:
+    """Run an RQ worker on the configured queue, with the scheduler and the periodic sweeper."""
+    from workers.runner import run_worker
+
+    run_worker(runtime().settings, burst=burst, simple=simple)

@@ -1,0 +1,107 @@
+"""The station-facing remote-sensing API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from core.errors import Conflict, Forbidden, NotFound
+from core.identity import Role, Station
+from core.registry import Vehicle
+from core.web import db, json_body, require_station, runtime, station_or_person, validation_fields
+from remote_sensing import ingest
+from remote_sensing.models import Event, PolicyRecord
+from schemas.events import Accepted, BatchIn, BatchOut, EventIn, EventOut
+
+blp = Blueprint("remote_sensing", __name__, url_prefix="/api/v1/remote-sensing", description="Remote-sensing events")
+
+
+@blp.post("/events")
+@require_station("remote_sensing")
+@blp.doc(requestBody={"content": {"application/json": {"schema": EventIn}}})
+@blp.response(202, Accepted)
+@blp.alt_response(200, schema=Accepted, description="the same event again (replay)")
+def post_event() -> tuple[dict[str, Any], int]:
+    body = json_body()
+    outcome = ingest.ingest(db(), g.station.id, [body], runtime().settings.future_tolerance_s)[0]
+    if outcome.status == ingest.INVALID:
+        raise ValidationError(outcome.errors or {})
+    if outcome.status == ingest.CONFLICT:
+        raise Conflict(
+            f"event_id {outcome.event_id} was already received with a different body", code="event_id_conflict"
+        )
+    if outcome.status == ingest.DUPLICATE:
+        return {"id": outcome.id, "status": "received"}, 200
+    return {"id": outcome.id, "status": "received"}, 202
+
+
+@blp.post("/events/batch")
+@require_station("remote_sensing")
+@blp.doc(requestBody={"content": {"application/json": {"schema": BatchIn}}})
+@blp.response(200, BatchOut)
+def post_batch() -> dict[str, Any]:
+    body = json_body()
+    settings = runtime().settings
+    try:
+        loaded = BatchIn().load(body if isinstance(body, dict) else {"events": None})
+    except ValidationError as err:
+        raise ValidationError(validation_fields(err)) from None
+    if len(loaded["events"]) > settings.max_batch_events:
+        raise ValidationError({"events": [f"at most {settings.max_batch_events} events per batch"]})
+    outcomes = ingest.ingest(db(), g.station.id, loaded["events"], settings.future_tolerance_s)
+    return {"results": [vars(o) for o in outcomes]}
+
+
+@blp.get("/events/<int:event_pk>")
+@station_or_person(Role.ENV_OFFICER, Role.POLICE)
+@blp.response(200, EventOut)
+def get_event(event_pk: int) -> dict[str, Any]:
+    session = db()
+    row = session.execute(
+        select(Event, Station.code).join(Station, Station.id == Event.station_id).where(Event.id == event_pk)
+    ).first()
+    if row is None:
+        raise NotFound("no such event")
+    event, station_code = row
+    if g.station is not None and g.station.id != event.station_id:
+        raise Forbidden("a station reads only its own events", code="not_your_event")
+    if g.person is not None and not g.person.sees(_event_region(session, event)):
+        raise NotFound("no such event")
+    policy = session.get(PolicyRecord, event.policy_digest) if event.policy_digest else None
+    vehicle = session.get(Vehicle, event.vehicle_id) if event.vehicle_id and event.plate_match != "none" else None
+    return present(event, station_code, policy, vehicle.plate if vehicle else None)
+
+
+def _event_region(session: Any, event: Event) -> str | None:
+    return session.scalar(select(Station.region).where(Station.id == event.station_id))
+
+
+def present(event: Event, station_code: str, policy: PolicyRecord | None, matched_plate: str | None) -> dict[str, Any]:
+    plate = event.payload["plate"]
+    processed = event.status == "processed"
+    return {
+        "id": event.id,
+        "event_id": event.event_id,
+        "station": station_code,
+        "status": event.status,
+        "measured_at": event.measured_at,
+        "received_at": event.received_at,
+        "validity": {"valid": event.valid, "reasons": event.reasons or []},
+        "verdict": event.verdict,
+        "exceeded": event.exceeded or [],
+        "warnings": event.warnings or [],
+        "judged": event.judged or [],
+        "vehicle": {
+            "plate": matched_plate or (event.plate_read if processed else plate["number"]),
+            "plate_color": plate["color"],
+            "match": event.plate_match,
+        },
+        "fuel_type": event.fuel_type,
+        "limits": event.limits,
+        "policy": {"digest": policy.digest, "version": policy.version} if policy else None,
+        "violation_id": event.violation_id,
+    }
