@@ -6,6 +6,7 @@ from typing import Any
 
 
 def blueprints() -> list[Any]:
-    from enforcement import vehicles_api
+    from enforcement import blacklist_api, cases_api, reviews_api, supervisory_api, vehicles_api, violations_api
 
-    return [vehicles_api.blp]
+    return [vehicles_api.blp, violations_api.blp, cases_api.blp, supervisory_api.blp, blacklist_api.blp,
+            reviews_api.blp]

@@ -14,7 +14,7 @@ from core import audit
 from core.db import insert_ignore, is_postgres, utcnow
 from core.registry import Vehicle
 from core.settings import Policy
-from enforcement import cases
+from enforcement import cases, listings
 from enforcement.models import Violation
 from remote_sensing.processing import Judged
 
@@ -55,6 +55,7 @@ def record_violation(
     ).one()
     case = cases.open_or_join(session, vehicle, violation, actor=actor)
     violation.case_id = case.id
+    listings.on_violation(session, violation, vehicle, policy, tz)
     audit.append(
         session, actor=actor, action="violation.recorded", subject_type="violation", subject_id=violation.id,
         data={"vehicle_id": vehicle.id, "source": source, "source_ref": source_ref, "case_id": case.id},

@@ -21,8 +21,9 @@ def _blueprints() -> list[Any]:
     # Imported here so that importing lantian does not pull every model at import time.
     from enforcement import api as enforcement_api
     from remote_sensing import api as rs_api
+    from remote_sensing import black_smoke_api
 
-    return [auth_api.blp, registry_api.blp, rs_api.blp, *enforcement_api.blueprints()]
+    return [auth_api.blp, registry_api.blp, rs_api.blp, black_smoke_api.blp, *enforcement_api.blueprints()]
 
 
 class JSONProvider(DefaultJSONProvider):

@@ -57,7 +57,7 @@ def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
 
 
 @db.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Bring the database to the current schema."""

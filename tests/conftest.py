@@ -37,7 +37,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         engine.dispose()
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "heads")
     return url
 
 
