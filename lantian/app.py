@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template_string
+from flask import Flask, Response, jsonify, render_template_string, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from sqlalchemy import text
@@ -47,7 +47,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json = JSONProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=max(settings.max_body_bytes, settings.max_images * settings.max_image_bytes + 1024 * 1024),
         API_TITLE="Lantian",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",
@@ -61,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blp in _blueprints():
         api.register_blueprint(blp)
     install_error_handlers(app)
+    _body_limits(app, settings)
     app.teardown_appcontext(close_db)
     metrics.install(app)
     _operations(app, api)
@@ -76,6 +76,21 @@ h2{margin-top:1.5em}td{padding:.2em .8em;vertical-align:top}</style>
 {% for method, op in ops.items() if method in ("get","post","put","patch","delete") %}
 <tr><td><b>{{ method|upper }}</b></td><td>{{ op.summary or op.description or "" }}</td>
 <td>{{ op.responses.keys()|join(", ") }}</td></tr>{% endfor %}</table>{% endfor %}"""
+
+
+def _body_limits(app: Flask, settings: Settings) -> None:
+    """1 MiB for a JSON body; uploads of images and registry bulk loads may be larger."""
+    multipart = settings.max_images * settings.max_image_bytes + 1024 * 1024
+    registry = 5000 * 2048  # a full registry call of 5,000 vehicles
+
+    @app.before_request
+    def _limit() -> None:
+        if request.mimetype == "multipart/form-data":
+            request.max_content_length = multipart
+        elif request.path.startswith("/api/v1/registry/"):
+            request.max_content_length = registry
+        else:
+            request.max_content_length = settings.max_body_bytes
 
 
 def _operations(app: Flask, api: Api) -> None:

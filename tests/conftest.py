@@ -46,7 +46,7 @@ def settings(database_url: str, tmp_path: Any) -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=TEST_REDIS,
-        secret_key="test-secret",
+        secret_key="test-secret-key-that-is-at-least-32-bytes",
         media_dir=str(tmp_path / "media"),
         queue_name="lantian-test",
     )

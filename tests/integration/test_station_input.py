@@ -1,0 +1,227 @@
+"""Every failure a station can produce gets its documented 4xx, and nothing stored changes."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from remote_sensing.models import Event
+from tests.factories import CST, event
+
+EVENTS = "/api/v1/remote-sensing/events"
+
+
+def snapshot(app) -> list[tuple]:
+    with app.extensions["lantian"].sessions() as s:
+        return [tuple(r) for r in s.execute(select(Event.id, Event.event_id, Event.body_hash).order_by(Event.id))]
+
+
+@pytest.fixture()
+def stored(app, station):
+    """One event already stored, so each test can check it survives the bad request."""
+    assert station.post_json(EVENTS, event("kept")).status_code == 202
+    return snapshot(app)
+
+
+def error_of(response) -> dict:
+    body = response.get_json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"]["code"], str) and isinstance(body["error"]["message"], str)
+    return body["error"]
+
+
+# --- signatures --------------------------------------------------------------------------
+
+
+def test_no_signature_headers_401(app, client, stored):
+    r = client.post(EVENTS, json=event())
+    assert r.status_code == 401 and error_of(r)["code"] == "signature_required"
+    assert snapshot(app) == stored
+
+
+def test_wrong_secret_401(app, station, stored):
+    body = json.dumps(event("x1")).encode()
+    headers = station.headers("POST", EVENTS, body)
+    headers["X-Signature"] = "0" * 64
+    r = station.client.post(EVENTS, data=body, headers=headers, content_type="application/json")
+    assert r.status_code == 401 and error_of(r)["code"] == "bad_signature"
+    assert snapshot(app) == stored
+
+
+def test_unknown_key_401(app, station, stored):
+    body = json.dumps(event("x1")).encode()
+    headers = station.headers("POST", EVENTS, body)
+    headers["X-Station-Key"] = "k_nobody"
+    r = station.client.post(EVENTS, data=body, headers=headers, content_type="application/json")
+    assert r.status_code == 401
+    assert snapshot(app) == stored
+
+
+def test_body_changed_after_signing_401(app, station, stored):
+    body = json.dumps(event("x1")).encode()
+    headers = station.headers("POST", EVENTS, body)
+    tampered = json.dumps(event("x1", speed_kmh=10.0)).encode()
+    r = station.client.post(EVENTS, data=tampered, headers=headers, content_type="application/json")
+    assert r.status_code == 401
+    assert snapshot(app) == stored
+
+
+def test_path_is_part_of_the_signature(app, station, stored):
+    body = json.dumps(event("x1")).encode()
+    headers = station.headers("POST", EVENTS + "/batch", body)
+    r = station.client.post(EVENTS, data=body, headers=headers, content_type="application/json")
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("skew, ok", [(-298, True), (298, True), (-303, False), (303, False)])
+def test_clock_window_300_s(app, station, skew, ok):
+    body = json.dumps(event(f"skew{skew}")).encode()
+    headers = station.headers("POST", EVENTS, body, at=time.time() + skew)
+    r = station.client.post(EVENTS, data=body, headers=headers, content_type="application/json")
+    if ok:
+        assert r.status_code == 202
+    else:
+        assert r.status_code == 401 and error_of(r)["code"] == "stale_timestamp"
+
+
+def test_non_numeric_timestamp_401(app, station):
+    body = json.dumps(event()).encode()
+    headers = station.headers("POST", EVENTS, body)
+    headers["X-Timestamp"] = "yesterday"
+    assert station.client.post(EVENTS, data=body, headers=headers).status_code == 401
+
+
+def test_suspended_station_403_then_resumed(app, station, runner, stored):
+    from tests.conftest import cli_json
+
+    cli_json(runner, "stations", "suspend", "--code", "RS001")
+    r = station.post_json(EVENTS, event("during-suspension"))
+    assert r.status_code == 403 and error_of(r)["code"] == "station_suspended"
+    assert snapshot(app) == stored
+    cli_json(runner, "stations", "resume", "--code", "RS001")
+    assert station.post_json(EVENTS, event("after")).status_code == 202
+
+
+def test_black_smoke_station_cannot_post_events(app, make_station):
+    camera = make_station("BS001", kind="black_smoke")
+    assert camera.post_json(EVENTS, event()).status_code == 403
+
+
+def test_station_reads_only_its_own_events(app, make_station, station):
+    other = make_station("RS002")
+    created = station.post_json(EVENTS, event()).get_json()["id"]
+    assert other.get(f"{EVENTS}/{created}").status_code == 403
+    assert station.get(f"{EVENTS}/{created}").status_code == 200
+    assert station.get(f"{EVENTS}/{created + 999}").status_code == 404
+
+
+# --- bodies ------------------------------------------------------------------------------
+
+
+def test_malformed_json_400(app, station, stored):
+    r = station.request("POST", EVENTS, b'{"event_id": "x", ')
+    assert r.status_code == 400 and error_of(r)["code"] == "malformed_json"
+    assert snapshot(app) == stored
+
+
+def test_not_utf8_400(app, station, stored):
+    r = station.request("POST", EVENTS, b"\xff\xfe{}")
+    assert r.status_code == 400
+    assert snapshot(app) == stored
+
+
+def test_body_over_1_mib_413(app, station, stored):
+    body = json.dumps({**event("big"), "padding": "x" * (1024 * 1024)}).encode()
+    r = station.request("POST", EVENTS, body)
+    assert r.status_code == 413
+    assert snapshot(app) == stored
+
+
+def test_json_array_is_422(app, station, stored):
+    r = station.post_json(EVENTS, [event()])
+    assert r.status_code == 422 and error_of(r)["code"] == "validation_error"
+    assert snapshot(app) == stored
+
+
+def test_content_type_is_not_required(app, station):
+    body = json.dumps(event("plain")).encode()
+    assert station.request("POST", EVENTS, body, content_type="text/plain").status_code == 202
+
+
+def _bad(**changes):
+    body = event("bad")
+    for path, value in changes.items():
+        target = body
+        keys = path.split("__")
+        for key in keys[:-1]:
+            target = target[key]
+        if value is KeyError:
+            target.pop(keys[-1])
+        else:
+            target[keys[-1]] = value
+    return body
+
+
+BAD_BODIES = {
+    "missing event_id": (_bad(event_id=KeyError), ["event_id"]),
+    "empty event_id": (_bad(event_id=""), ["event_id"]),
+    "event_id with spaces": (_bad(event_id="RS 1"), ["event_id"]),
+    "missing measured_at": (_bad(measured_at=KeyError), ["measured_at"]),
+    "naive measured_at": (_bad(measured_at="2026-11-22T08:15:30"), ["measured_at"]),
+    "garbage measured_at": (_bad(measured_at="yesterday"), ["measured_at"]),
+    "future measured_at": (_bad(measured_at=(datetime.now(CST) + timedelta(minutes=6)).isoformat()), ["measured_at"]),
+    "missing plate": (_bad(plate=KeyError), ["plate"]),
+    "unknown colour": (_bad(plate__color="purple"), ["plate"]),
+    "confidence over 1": (_bad(plate__confidence=1.2), ["plate"]),
+    "negative speed": (_bad(speed_kmh=-1), ["speed_kmh"]),
+    "speed as string": (_bad(speed_kmh="42.5"), ["speed_kmh"]),
+    "speed as bool": (_bad(speed_kmh=True), ["speed_kmh"]),
+    "speed null": (_bad(speed_kmh=None), ["speed_kmh"]),
+    "missing acceleration": (_bad(acceleration_ms2=KeyError), ["acceleration_ms2"]),
+    "negative NO": (_bad(measurements__no_ppm=-5), ["measurements"]),
+    "opacity over 100": (_bad(measurements__opacity_pct=130), ["measurements"]),
+    "ringelmann 6": (_bad(measurements__ringelmann=6), ["measurements"]),
+    "ringelmann fractional": (_bad(measurements__ringelmann=1.5), ["measurements"]),
+    "no measurements": (_bad(measurements={}), ["measurements"]),
+    "humidity over 100": (_bad(conditions__humidity_pct=140), ["conditions"]),
+    "lane 0": (_bad(lane=0), ["lane"]),
+    "unknown fuel": (_bad(fuel_type_observed="coal"), ["fuel_type_observed"]),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_BODIES))
+def test_bad_body_422_with_fields(app, station, stored, name):
+    body, fields = BAD_BODIES[name]
+    r = station.post_json(EVENTS, body)
+    assert r.status_code == 422, r.get_json()
+    err = error_of(r)
+    assert err["code"] == "validation_error"
+    assert set(fields) <= set(err["fields"]), err
+    assert snapshot(app) == stored
+
+
+def test_exactly_5_minutes_ahead_is_accepted(app, station):
+    body = event("edge", at=datetime.now(CST) + timedelta(seconds=295))
+    assert station.post_json(EVENTS, body).status_code == 202
+
+
+def test_bad_event_does_not_block_a_batch(app, station):
+    r = station.post_json(EVENTS + "/batch", {"events": [event("ok1"), "not an object", {}, event("ok2")]})
+    assert r.status_code == 200
+    assert [x["status"] for x in r.get_json()["results"]] == ["received", "invalid", "invalid", "received"]
+
+
+def test_batch_over_500_is_422_and_stores_nothing(app, station):
+    r = station.post_json(EVENTS + "/batch", {"events": [event(f"e{i}") for i in range(501)]})
+    assert r.status_code == 422
+    with app.extensions["lantian"].sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 0
+
+
+@pytest.mark.parametrize("body", [{}, {"events": []}, {"events": "x"}, []])
+def test_batch_shape_errors_422(app, station, body):
+    assert station.post_json(EVENTS + "/batch", body).status_code == 422
