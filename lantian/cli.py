@@ -218,3 +218,7 @@ def worker(burst: bool, simple: bool) -> None:
     from workers.runner import run_worker
 
     run_worker(runtime().settings, burst=burst, simple=simple)
+
+
+if __name__ == "__main__":
+    cli()
