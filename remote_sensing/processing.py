@@ -62,32 +62,36 @@ class PlateMatch:
 
 
 def match_plate(session: Session, raw: str, color: str, trusted: bool, region: str) -> PlateMatch:
-    """Registry lookup; a provisional vehicle is created only for a trusted, readable read."""
-    read = plates.readable_plate(plates.clean_plate(raw))
+    """Registry lookup; a provisional vehicle is created only for a trusted, readable read.
+
+    `exact` means the cleaned plate as read is registered; a read that needed an OCR
+    repair (苏B1234O) can only match `fuzzy`, and only when one registered plate fits.
+    """
+    cleaned = plates.clean_plate(raw)
+    read = plates.readable_plate(cleaned)
     if read is None:
         return PlateMatch(None, "none", None)
-    key = plates.confusion_key(read)
-    candidates = {
+    by_plate = {
         v.plate: v
         for v in session.scalars(
-            select(Vehicle).where(Vehicle.plate_color == color, Vehicle.plate_key == key, Vehicle.registered.is_(True))
+            select(Vehicle).where(Vehicle.plate_color == color, Vehicle.plate_key == plates.confusion_key(read))
         )
     }
-    exact = session.scalar(select(Vehicle).where(Vehicle.plate == read, Vehicle.plate_color == color))
-    kind, plate = plates.decide_match(read, exact is not None and exact.registered, list(candidates))
-    if kind == "exact":
-        return PlateMatch(read, kind, exact)
-    if kind == "fuzzy" and plate is not None:
-        return PlateMatch(read, kind, candidates[plate])
-    if exact is None and trusted:
+    registered = [p for p, v in by_plate.items() if v.registered]
+    exact = by_plate.get(cleaned)
+    kind, plate = plates.decide_match(cleaned, exact is not None and exact.registered, registered)
+    if kind != "none" and plate is not None:
+        return PlateMatch(read, kind, by_plate[plate])
+    vehicle = by_plate.get(read)
+    if vehicle is None and trusted:
         insert_ignore(
             session, Vehicle.__table__,
-            [{"plate": read, "plate_color": color, "plate_key": key, "registered": False,
+            [{"plate": read, "plate_color": color, "plate_key": plates.confusion_key(read), "registered": False,
               "region": region, "created_at": utcnow(), "updated_at": utcnow()}],
             ["plate", "plate_color"],
         )
-        exact = session.scalar(select(Vehicle).where(Vehicle.plate == read, Vehicle.plate_color == color))
-    return PlateMatch(read, "none", exact)
+        vehicle = session.scalar(select(Vehicle).where(Vehicle.plate == read, Vehicle.plate_color == color))
+    return PlateMatch(read, "none", vehicle)
 
 
 def previous_runs(session: Session, vehicle_id: int, before: datetime, event_id: int) -> dict[str, Any] | None:
