@@ -1,0 +1,105 @@
+"""Pure pieces of core: regions, credit codes, signatures, cursors, the audit chain."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core import audit, identity, regions
+from core.errors import ApiError
+from core.pagination import decode_cursor, encode_cursor
+from schemas.common import uscc_valid
+
+
+@pytest.mark.parametrize("scope, region, sees", [
+    (None, "320281", True), (None, None, True),
+    ("320000", "320281", True), ("320200", "320281", True), ("320200", "320200", True),
+    ("320281", "320281", True), ("320281", "320282", False), ("320200", "320500", False),
+    ("320200", None, False), ("320281", "320200", False),
+])
+def test_region_containment(scope, region, sees):
+    assert regions.contains(scope, region) is sees
+
+
+@pytest.mark.parametrize("code, ok", [
+    ("91320200MA1XXXXXXW", True), ("91350100M000100Y43", True), ("91320200MA1XXXXXX1", False),
+    ("91320200MA1XXXXXXI", False), ("9132020", False), ("91320200ma1xxxxxxw", False),
+])
+def test_unified_social_credit_code_check_digit(code, ok):
+    assert uscc_valid(code) is ok
+
+
+def test_signature_matches_the_contract_formula():
+    body = b'{"a":1}'
+    expected_msg = "POST\n/api/v1/remote-sensing/events\n1700000000\n" + hashlib.sha256(body).hexdigest()
+    import hmac
+
+    expected = hmac.new(b"s3cret", expected_msg.encode(), hashlib.sha256).hexdigest()
+    assert identity.sign("s3cret", "POST", "/api/v1/remote-sensing/events", "1700000000", body) == expected
+    assert identity.signature_matches("s3cret", expected.upper(), "POST", "/api/v1/remote-sensing/events",
+                                      "1700000000", body)
+    assert not identity.signature_matches("s3cret", expected, "POST", "/api/v1/x", "1700000000", body)
+
+
+@pytest.mark.parametrize("ts, ok", [("1000", True), ("700", True), ("699", False), ("1301", False), ("abc", False),
+                                    ("", False)])
+def test_timestamp_window(ts, ok):
+    assert identity.timestamp_fresh(ts, 1000.0, 300) is ok
+
+
+def test_password_hash_is_argon2_and_verifies():
+    hashed = identity.hash_password("correct horse")
+    assert hashed.startswith("$argon2id$")
+    assert identity.verify_password(hashed, "correct horse")
+    assert not identity.verify_password(hashed, "wrong")
+    assert not identity.verify_password("not-a-hash", "x")
+
+
+@given(st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=20)), st.integers(0, 2**53))
+def test_cursor_round_trip(key, row_id):
+    assert decode_cursor(encode_cursor(key, row_id)) == (key, row_id)
+
+
+def test_cursor_with_datetime_round_trip():
+    t = datetime(2026, 11, 22, 0, 15, 30, 123, tzinfo=timezone.utc)
+    assert decode_cursor(encode_cursor(t, 7)) == (t, 7)
+
+
+@pytest.mark.parametrize("bad", ["", "!!!", "bm90IGpzb24", "WzEsMl0x"])
+def test_foreign_cursor_is_a_client_error(bad):
+    with pytest.raises(ApiError):
+        decode_cursor(bad)
+
+
+def _chain(n: int) -> list[audit.AuditRecord]:
+    records, prev = [], audit.GENESIS
+    for i in range(n):
+        r = audit.AuditRecord(id=i + 1, at=datetime(2026, 1, 1, tzinfo=timezone.utc), actor="a", action="x",
+                              subject_type="case", subject_id=str(i), reason=None, data={"i": i}, prev_hash=prev)
+        r.hash = audit._digest(r)
+        prev = r.hash
+        records.append(r)
+    return records
+
+
+def test_intact_chain_verifies():
+    report = audit.verify_chain(_chain(5))
+    assert report.ok and report.checked == 5
+
+
+def test_edited_record_is_caught_where_it_is():
+    records = _chain(5)
+    records[2].data = {"i": 99}
+    report = audit.verify_chain(records)
+    assert not report.ok and report.broken_at == 3 and report.problem == "record content altered"
+
+
+def test_deleted_record_is_caught_at_its_successor():
+    records = _chain(5)
+    del records[1]
+    report = audit.verify_chain(records)
+    assert not report.ok and report.broken_at == 3
