@@ -21,5 +21,6 @@ def token(body: dict[str, Any]) -> dict[str, Any]:
     user = identity.authenticate(db(), body["username"], body["password"])
     if user is None:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
-    ttl = runtime().settings.token_ttl_s
-    return {"access_token": identity.issue_token(user, runtime().settings.secret_key, ttl), "token_type": "Bearer", "expires_in": ttl}
+    settings = runtime().settings
+    token = identity.issue_token(user, settings.secret_key, settings.token_ttl_s)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": settings.token_ttl_s}

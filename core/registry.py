@@ -88,7 +88,9 @@ def upsert_fleets(session: Session, fleets: list[dict[str, Any]]) -> UpsertCount
     return UpsertCount(created, updated)
 
 
-_VEHICLE_FIELDS = ("vin", "fuel_type", "category", "emission_standard", "use_nature", "registered_on", "region", "remote_obd")
+_VEHICLE_FIELDS = (
+    "vin", "fuel_type", "category", "emission_standard", "use_nature", "registered_on", "region", "remote_obd",
+)
 
 
 def upsert_vehicles(session: Session, vehicles: list[dict[str, Any]]) -> tuple[UpsertCount, list[Vehicle]]:
@@ -96,11 +98,8 @@ def upsert_vehicles(session: Session, vehicles: list[dict[str, Any]]) -> tuple[U
 
     Unknown fleet codes must be rejected by the caller beforehand (see `missing_fleets`).
     """
-    fleet_ids = {
-        code: fid for code, fid in session.execute(
-            select(Fleet.code, Fleet.id).where(Fleet.code.in_({v["fleet_code"] for v in vehicles if v.get("fleet_code")}))
-        )
-    }
+    codes = {v["fleet_code"] for v in vehicles if v.get("fleet_code")}
+    fleet_ids = dict(session.execute(select(Fleet.code, Fleet.id).where(Fleet.code.in_(codes))).tuples())
     existing = _existing(
         session, Vehicle, [(v["plate"], v["plate_color"]) for v in vehicles], Vehicle.plate, Vehicle.plate_color
     )

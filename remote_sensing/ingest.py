@@ -96,7 +96,7 @@ def ingest(session: Session, station_id: int, bodies: list[Any], future_toleranc
     stored = _stored(session, station_id, list(rows))
 
     answered: set[str] = set()
-    for outcome, digest in zip(outcomes, hashes):
+    for outcome, digest in zip(outcomes, hashes, strict=True):
         if outcome.status == INVALID:
             continue
         pk, stored_digest = stored[outcome.event_id]

@@ -72,7 +72,7 @@ def uscc_valid(code: str) -> bool:
     """Unified social credit code (GB 32100-2015): 18 characters, the last a check digit."""
     if not _USCC_RE.match(code):
         return False
-    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(code[:17], _USCC_WEIGHTS))
+    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(code[:17], _USCC_WEIGHTS, strict=True))
     return _USCC_CHARS[(31 - total % 31) % 31] == code[17]
 
 
