@@ -99,7 +99,8 @@ def upsert_vehicles(session: Session, vehicles: list[dict[str, Any]]) -> tuple[U
     Unknown fleet codes must be rejected by the caller beforehand (see `missing_fleets`).
     """
     codes = {v["fleet_code"] for v in vehicles if v.get("fleet_code")}
-    fleet_ids = dict(session.execute(select(Fleet.code, Fleet.id).where(Fleet.code.in_(codes))).tuples())
+    rows = session.execute(select(Fleet.code, Fleet.id).where(Fleet.code.in_(codes)))
+    fleet_ids = {code: fid for code, fid in rows}
     existing = _existing(
         session, Vehicle, [(v["plate"], v["plate_color"]) for v in vehicles], Vehicle.plate, Vehicle.plate_color
     )
