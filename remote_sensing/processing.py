@@ -130,17 +130,15 @@ def judge_events(session: Session, events: list[Event], policy: Policy, tz: Zone
 
     judged: list[Judged] = []
     for event in sorted(events, key=lambda e: (e.measured_at, e.id)):
-        outcome = _judge_one(session, event, stations[event.station_id], matches[event.id], policy, tz)
+        judged += _judge_one(session, event, stations[event.station_id], matches[event.id], policy, tz)
         event.policy_digest = digest
         session.flush()  # the next event of the same vehicle reads this one's runs
-        if outcome is not None:
-            judged.append(outcome)
     return judged
 
 
 def _judge_one(
     session: Session, event: Event, station: Station, match: PlateMatch, policy: Policy, tz: ZoneInfo
-) -> Judged | None:
+) -> list[Judged]:
     body = event.payload
     vehicle = match.vehicle
     registry_fuel = vehicle.fuel_type if vehicle is not None and match.match != "none" else None
@@ -173,19 +171,56 @@ def _judge_one(
     event.exceeded, event.judged, event.warnings = [], [], []
     if reasons:
         event.reasons, event.verdict = reasons, "invalid"
-        return None
+        return []
     exceeded = limits.exceeded_pollutants(fuel, measurements, policy)
     if exceeded is None:
         event.reasons, event.verdict = ["fuel_type_unknown"], "invalid"
-        return None
+        return []
     event.reasons = []
     event.exceeded = exceeded
     event.verdict = "exceed" if exceeded else "pass"
     if vehicle is None:
-        return None
+        return []
     prev = previous_runs(session, vehicle.id, event.measured_at, event.id)
-    result = judgement.judge(
-        prev, event.measured_at, limits.measured_pollutants(fuel, measurements, policy), set(exceeded), policy, tz
-    )
+    judged = _advance(event, prev, policy, tz)
+    out = [Judged(event, vehicle, judged)] if judged else []
+    return out + _replay_later(session, event, vehicle, policy, tz)
+
+
+def _advance(event: Event, prev: dict[str, Any] | None, policy: Policy, tz: ZoneInfo) -> list[str]:
+    """Apply the judgement rule to one valid, judged event; returns newly judged pollutants."""
+    measured = limits.measured_pollutants(event.fuel_type, event.payload["measurements"], policy)
+    result = judgement.judge(prev, event.measured_at, measured, set(event.exceeded or []), policy, tz)
+    before = set(event.judged or [])
     event.runs, event.judged, event.warnings = result.runs, result.judged, result.warnings
-    return Judged(event, vehicle, result.judged) if result.judged else None
+    return sorted(set(result.judged) - before)
+
+
+def _replay_later(session: Session, event: Event, vehicle: Vehicle, policy: Policy, tz: ZoneInfo) -> list[Judged]:
+    """A late upload lands inside the vehicle's history: re-run the rule over what follows it.
+
+    Runs are consecutive in measurement time, not arrival time, so a station that uploads
+    after an outage can complete a run that later measurements continue. New judgements
+    become violations. A violation already recorded is never withdrawn automatically: if
+    a late passing measurement breaks its run, the event keeps its `violation_id` while
+    its `judged` shows the recomputed rule, for a person to review.
+    """
+    later = session.scalars(
+        select(Event)
+        .where(
+            Event.vehicle_id == vehicle.id,
+            Event.status == PROCESSED,
+            Event.runs.is_not(None),
+            Event.id != event.id,
+            Event.measured_at > event.measured_at,
+        )
+        .order_by(Event.measured_at, Event.id)
+    ).all()
+    out: list[Judged] = []
+    runs = event.runs
+    for item in later:
+        newly = _advance(item, runs, policy, tz)
+        if newly:
+            out.append(Judged(item, vehicle, newly))
+        runs = item.runs
+    return out

@@ -149,3 +149,15 @@ def test_officers_read_events_in_their_region_only(station, drain, client, login
     assert client.get(f"{EVENTS}/{created}", headers=login("police", "320000")).status_code == 200
     assert client.get(f"{EVENTS}/{created}", headers=login("police", "310000")).status_code == 404
     assert client.get(f"{EVENTS}/{created}", headers=login("transport")).status_code == 403
+
+
+def test_late_upload_completes_a_run_in_measurement_order(station, drain, make_station):
+    late_station = make_station("RS002")
+    t0 = datetime.now(CST) - timedelta(hours=6)
+    high = {"no_ppm": 1700}
+    later = judged(station, drain, event("on-time", at=t0 + timedelta(hours=2), measurements=high))
+    assert later["violation_id"] is None  # alone it is only a warning
+    earlier = judged(late_station, drain, event("late", at=t0, measurements=high))
+    assert earlier["violation_id"] is None and earlier["warnings"] == ["no_ppm"]
+    replayed = station.get(f"{EVENTS}/{later['id']}").get_json()
+    assert replayed["judged"] == ["no_ppm"] and replayed["violation_id"] is not None
