@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template_string, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
+from werkzeug.routing import IntegerConverter
 from sqlalchemy import text
 
 from core import auth_api, registry_api
@@ -24,6 +25,14 @@ def _blueprints() -> list[Any]:
     from remote_sensing import black_smoke_api
 
     return [auth_api.blp, registry_api.blp, rs_api.blp, black_smoke_api.blp, *enforcement_api.blueprints()]
+
+
+class RowId(IntegerConverter):
+    """`<int:...>` path parts fit a 64-bit id: anything larger is simply not found."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -45,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask("lantian", instance_relative_config=False)
     app.json = JSONProvider(app)
+    app.url_map.converters["int"] = RowId
     app.config.update(
         SECRET_KEY=settings.secret_key,
         API_TITLE="Lantian",
@@ -59,6 +69,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for blp in _blueprints():
         api.register_blueprint(blp)
+    from enforcement import review_page  # a plain Flask blueprint: a page, not part of the API document
+
+    app.register_blueprint(review_page.bp)
     install_error_handlers(app)
     _body_limits(app, settings)
     app.teardown_appcontext(close_db)

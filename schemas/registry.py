@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from core import plates
 from core.registry import FUEL_TYPES, PLATE_COLORS, USE_NATURES
@@ -33,11 +33,11 @@ class FleetIn(Schema):
 class FleetsIn(Schema):
     fleets = fields.List(fields.Nested(FleetIn), required=True, validate=validate.Length(1, 5000))
 
-    @validates("fleets")
-    def _unique(self, value: list[dict], **_: object) -> None:
-        codes = [f["code"] for f in value]
+    @validates_schema  # skipped when a fleet already failed, so every code is present
+    def _unique(self, data: dict, **_: object) -> None:
+        codes = [f["code"] for f in data["fleets"]]
         if len(codes) != len(set(codes)):
-            raise ValidationError("a fleet code appears twice")
+            raise ValidationError({"fleets": ["a fleet code appears twice"]})
 
 
 class CycleIn(Schema):
