@@ -93,9 +93,23 @@ def is_postgres(session: Session) -> bool:
 
 
 def insert_ignore(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> int:
-    """INSERT ... ON CONFLICT (keys) DO NOTHING on either database; returns rows inserted."""
+    """INSERT ... ON CONFLICT (keys) DO NOTHING on either database; returns rows inserted.
+
+    Counted through RETURNING: a driver's rowcount for a batched insert may be -1.
+    """
+    return len(insert_ignore_returning(session, table, rows, keys, list(table.primary_key.columns)))
+
+
+def insert_ignore_returning(
+    session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], returning: Sequence[Any]
+) -> list[Any]:
+    """Like `insert_ignore`, but answers the `returning` columns of the rows it inserted.
+
+    Executed as one cached statement over many parameter sets, which SQLAlchemy batches
+    into multi-row INSERTs: no per-call compilation of a statement with thousands of values.
+    """
     if not rows:
-        return 0
+        return []
     dialect = postgresql if is_postgres(session) else sqlite
-    stmt = dialect.insert(table).values(list(rows)).on_conflict_do_nothing(index_elements=list(keys))
-    return session.execute(stmt).rowcount or 0
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)).returning(*returning)
+    return list(session.execute(stmt, list(rows)))

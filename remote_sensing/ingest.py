@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db import insert_ignore
+from core.db import insert_ignore_returning
 from core.queue import enqueue_after_commit
 from remote_sensing.models import Event
 from schemas.common import not_in_future
@@ -63,6 +63,8 @@ def _row(station_id: int, body: dict[str, Any], data: dict[str, Any]) -> dict[st
 
 
 def _stored(session: Session, station_id: int, event_ids: list[str]) -> dict[str, tuple[int, str]]:
+    if not event_ids:
+        return {}
     query = select(Event.event_id, Event.id, Event.body_hash).where(
         Event.station_id == station_id, Event.event_id.in_(event_ids)
     )
@@ -90,10 +92,14 @@ def ingest(session: Session, station_id: int, bodies: list[Any], future_toleranc
     if not rows:
         return outcomes
 
-    before = _stored(session, station_id, list(rows))
-    new_rows = [row for event_id, row in rows.items() if event_id not in before]
-    insert_ignore(session, Event.__table__, new_rows, ["station_id", "event_id"])
-    stored = _stored(session, station_id, list(rows))
+    # One statement in the common case: only replays need a second look.
+    inserted = {
+        event_id: (pk, rows[event_id]["body_hash"])
+        for pk, event_id in insert_ignore_returning(
+            session, Event.__table__, list(rows.values()), ["station_id", "event_id"], [Event.id, Event.event_id]
+        )
+    }
+    stored = {**_stored(session, station_id, [e for e in rows if e not in inserted]), **inserted}
 
     answered: set[str] = set()
     for outcome, digest in zip(outcomes, hashes, strict=True):
@@ -103,12 +109,12 @@ def ingest(session: Session, station_id: int, bodies: list[Any], future_toleranc
         outcome.id = pk
         if stored_digest != digest:
             outcome.status = CONFLICT
-        elif outcome.event_id in before or outcome.event_id in answered:
+        elif outcome.event_id not in inserted or outcome.event_id in answered:
             outcome.status = DUPLICATE
         answered.add(outcome.event_id)
 
-    if new_rows:
-        first = min(stored[row["event_id"]][0] for row in new_rows)
+    if inserted:
+        first = min(pk for pk, _ in inserted.values())
         enqueue_after_commit(session, JUDGE_JOB, job_id=f"judge-{first}", coalesce="judge")
     session.commit()
     return outcomes

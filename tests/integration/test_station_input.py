@@ -173,7 +173,7 @@ BAD_BODIES = {
     "missing measured_at": (_bad(measured_at=KeyError), ["measured_at"]),
     "naive measured_at": (_bad(measured_at="2026-11-22T08:15:30"), ["measured_at"]),
     "garbage measured_at": (_bad(measured_at="yesterday"), ["measured_at"]),
-    "future measured_at": (_bad(measured_at=(datetime.now(CST) + timedelta(minutes=6)).isoformat()), ["measured_at"]),
+    "future measured_at": (_bad(measured_at="{six minutes ahead}"), ["measured_at"]),
     "missing plate": (_bad(plate=KeyError), ["plate"]),
     "unknown colour": (_bad(plate__color="purple"), ["plate"]),
     "confidence over 1": (_bad(plate__confidence=1.2), ["plate"]),
@@ -196,6 +196,8 @@ BAD_BODIES = {
 @pytest.mark.parametrize("name", list(BAD_BODIES))
 def test_bad_body_422_with_fields(app, station, stored, name):
     body, fields = BAD_BODIES[name]
+    if body.get("measured_at") == "{six minutes ahead}":  # computed now: the suite may run for minutes
+        body = {**body, "measured_at": (datetime.now(CST) + timedelta(minutes=6)).isoformat()}
     r = station.post_json(EVENTS, body)
     assert r.status_code == 422, r.get_json()
     err = error_of(r)
