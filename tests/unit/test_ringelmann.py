@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from remote_sensing.ringelmann import RingelmannEstimate, estimate_from_bytes, estimate_ringelmann
+from tests.unit.synthetic_smoke import Box, Scene, plume_box, render, render_jpeg
+
+LEVELS = [(0.2, 1), (0.4, 2), (0.6, 3), (0.8, 4)]
+ROADS = [80.0, 140.0, 200.0]
+DEGRADATIONS = {
+    "pristine": {},
+    "camera": {"noise_sigma": 5.0, "blur_sigma": 1.5, "jpeg_quality": 75},
+    "poor": {"noise_sigma": 10.0, "blur_sigma": 2.5, "jpeg_quality": 40},
+}
+HARDEST = {"noise_sigma": 18.0, "blur_sigma": 3.5, "jpeg_quality": 20}
+
+
+def _estimate(**scene: float) -> RingelmannEstimate:
+    return estimate_ringelmann(render(Scene(**scene)))
+
+
+def _iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+@pytest.mark.parametrize("degradation", DEGRADATIONS)
+@pytest.mark.parametrize("road", ROADS)
+@pytest.mark.parametrize(("blackness", "level"), LEVELS)
+def test_plume_level_is_estimated(blackness: float, level: int, road: float, degradation: str) -> None:
+    estimate = _estimate(road_grey=road, blackness=blackness, seed=int(road), **DEGRADATIONS[degradation])
+    assert estimate.level == level
+    assert estimate.blackness == pytest.approx(blackness, abs=0.07)
+
+
+@pytest.mark.parametrize("vehicle", ["black", "light", "as dark as the plume"])
+@pytest.mark.parametrize(("blackness", "level"), LEVELS)
+def test_vehicle_shade_does_not_change_the_level(blackness: float, level: int, vehicle: str) -> None:
+    road = 140.0
+    shade = {"black": 20.0, "light": 0.8 * road, "as dark as the plume": road * (1 - blackness)}[vehicle]
+    estimate = _estimate(road_grey=road, vehicle_grey=shade, blackness=blackness, **DEGRADATIONS["camera"])
+    assert estimate.level == level
+
+
+@pytest.mark.parametrize("road", [90.0, 190.0])
+@pytest.mark.parametrize(("blackness", "level"), LEVELS)
+def test_hardest_conditions_stay_within_one_level(blackness: float, level: int, road: float) -> None:
+    estimate = _estimate(road_grey=road, blackness=blackness, seed=3, **HARDEST)
+    assert abs(estimate.level - level) <= 1
+
+
+@pytest.mark.parametrize("degradation", DEGRADATIONS)
+@pytest.mark.parametrize("road", ROADS)
+def test_clean_road_with_vehicle_is_at_most_level_one(road: float, degradation: str) -> None:
+    assert _estimate(road_grey=road, **DEGRADATIONS[degradation]).level <= 1
+
+
+@pytest.mark.parametrize("grey", [0, 128, 255])
+def test_uniform_image_is_level_zero(grey: int) -> None:
+    estimate = estimate_ringelmann(np.full((540, 960), grey, np.uint8))
+    assert estimate.level == 0 and estimate.plume_box is None
+
+
+def test_full_hd_jpeg_from_bytes_locates_the_plume() -> None:
+    scene = Scene(width=1920, height=1080, blackness=0.6, noise_sigma=4.0, blur_sigma=2.0)
+    estimate = estimate_from_bytes(render_jpeg(scene, quality=80))
+    assert estimate.level == 3
+    assert estimate.plume_box is not None and _iou(estimate.plume_box, plume_box(scene)) > 0.5
+    assert estimate.background_box is not None
+    assert 0.0 < estimate.confidence <= 1.0
+
+
+def test_image_smaller_than_the_working_width() -> None:
+    assert _estimate(width=320, height=180, blackness=0.6, noise_sigma=3.0).level == 3
+
+
+def test_step_comes_from_the_caller() -> None:
+    grey = render(Scene(blackness=0.6))
+    assert estimate_ringelmann(grey, step=0.25).level == 2  # 0.6 / 0.25 = 2.4
+    assert estimate_ringelmann(grey, step=0.1).level == 5  # capped at 5
+
+
+def test_record_is_json() -> None:
+    record = _estimate(blackness=0.4).to_record()
+    assert json.loads(json.dumps(record)) == record
+    assert record["level"] == 2 and len(record["plume_box"]) == 4 and len(record["background_box"]) == 4
+
+
+def test_import_leaves_opencv_threads_alone() -> None:
+    # Workers fork after import: a thread pool set up at import would not survive the fork.
+    code = (
+        "import cv2; before = cv2.getNumThreads(); import remote_sensing.ringelmann as r; "
+        "assert cv2.getNumThreads() == before; import numpy as np; "
+        "r.estimate_ringelmann(np.zeros((90, 160), np.uint8)); assert cv2.getNumThreads() == 1"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
