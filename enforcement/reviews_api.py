@@ -1,7 +1,30 @@
-"""Black-smoke review API."""
+"""Black-smoke review API: an environment officer confirms or rejects a snapshot."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 
+from core.identity import Role
+from core.web import current_person, db, require_person, runtime
+from enforcement import reviews
+from remote_sensing import snapshots
+from schemas.snapshots import ReviewIn, SnapshotOut
+
 blp = Blueprint("black_smoke_reviews", __name__, url_prefix="/api/v1", description="Black-smoke review")
+
+
+@blp.post("/black-smoke/snapshots/<int:snapshot_id>/review")
+@require_person(Role.ENV_OFFICER)
+@blp.arguments(ReviewIn)
+@blp.response(200, SnapshotOut)
+@blp.alt_response(409, description="already_reviewed")
+def post_review(body: dict[str, Any], snapshot_id: int) -> dict[str, Any]:
+    rt = runtime()
+    person = current_person()
+    snapshot = reviews.review(
+        db(), snapshot_id, decision=body["decision"], ringelmann=body.get("ringelmann"), note=body.get("note"),
+        reviewer=reviews.Reviewer(person.actor, person.scope), policy=rt.settings.policy, tz=rt.tz,
+    )
+    return snapshots.view(snapshot)

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from core import queue, runtime
 from core.db import utcnow
-from enforcement import violations
-from remote_sensing import processing
+from enforcement import cases, violations
+from remote_sensing import processing, snapshots
 from remote_sensing.models import RECEIVED, Event
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,36 @@ def judge_pending() -> int:
             total += len(events)
 
 
+def analyse_snapshot(snapshot_id: int) -> bool:
+    """Ringelmann estimate of one black-smoke snapshot; False when it was already analysed.
+
+    OpenCV is limited to one thread on its first use in this process (inside
+    ringelmann.estimate_ringelmann), never at import: the worker parent forks after import.
+    """
+    rt = runtime.current()
+    with rt.sessions() as session, session.begin():
+        return snapshots.analyse(session, snapshot_id, rt.settings.media_dir)
+
+
 def sweep() -> int:
-    """Judge events that waited longer than the sweep delay (their job was lost)."""
+    """Judge events and re-enqueue snapshot analyses that waited longer than the sweep delay
+    (their job was lost); returns how many events were judged plus snapshots re-enqueued."""
     rt = runtime.current()
     cutoff = utcnow() - timedelta(seconds=rt.settings.sweep_after_s)
-    with rt.sessions() as session:
+    with rt.sessions() as session, session.begin():
         stale = session.scalar(select(Event.id).where(Event.status == RECEIVED, Event.received_at < cutoff).limit(1))
+        waiting = snapshots.unanalysed_ids(session, rt.settings.sweep_after_s, rt.settings.judge_batch_size)
+        snapshots.requeue(session, waiting)
+    if waiting:
+        log.warning("sweeper re-enqueued %d snapshots unanalysed since before %s", len(waiting), cutoff.isoformat())
     if stale is None:
-        return 0
+        return len(waiting)
     log.warning("sweeper found events waiting since before %s; judging them", cutoff.isoformat())
-    return judge_pending()
+    return judge_pending() + len(waiting)
+
+
+def mark_overdue() -> int:
+    """Audit the cases that have passed their deadline since the last sweep (once per deadline)."""
+    rt = runtime.current()
+    with rt.sessions() as session, session.begin():
+        return cases.record_overdue(session, cases.local_today(rt.tz))

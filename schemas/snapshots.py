@@ -1,0 +1,92 @@
+"""Wire format of black-smoke snapshots: the upload's metadata part, the queue and the review."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from schemas.common import PRINTABLE_ID, AwareDateTime, PageArgs, StrictInteger
+from schemas.events import PlateIn
+
+SNAPSHOT_STATUSES = ("received", "pending_review", "confirmed", "rejected")
+RINGELMANN = validate.Range(0, 5)
+
+
+class SnapshotMetadataIn(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    event_id = fields.String(required=True, validate=PRINTABLE_ID)
+    captured_at = AwareDateTime(required=True)
+    lane = StrictInteger(allow_none=True, validate=validate.Range(1, 20))
+    plate = fields.Nested(PlateIn, required=True)
+    camera_ringelmann = StrictInteger(allow_none=True, validate=RINGELMANN)
+
+
+class SnapshotUploadDoc(Schema):
+    """The multipart form, for the OpenAPI document only (the route reads the parts itself)."""
+
+    metadata = fields.String(required=True, metadata={"description": "JSON, see SnapshotMetadataIn"})
+    images = fields.List(
+        fields.Raw(metadata={"type": "string", "format": "binary"}), required=True,
+        metadata={"description": "1 to 3 JPEG or PNG files"},
+    )
+
+
+class SnapshotListArgs(PageArgs):
+    status = fields.String(load_default="pending_review", validate=validate.OneOf(SNAPSHOT_STATUSES))
+
+
+class ReviewIn(Schema):
+    decision = fields.String(required=True, validate=validate.OneOf(("confirm", "reject")))
+    ringelmann = StrictInteger(allow_none=True, validate=RINGELMANN)
+    note = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+    @validates_schema
+    def _level_with_confirm_only(self, data: dict[str, Any], **_: object) -> None:
+        level = data.get("ringelmann")
+        if data.get("decision") == "confirm" and level is None:
+            raise ValidationError({"ringelmann": ["is required to confirm"]})
+        if data.get("decision") == "reject" and level is not None:
+            raise ValidationError({"ringelmann": ["is only given with confirm"]})
+
+
+class EstimateOut(Schema):
+    level = fields.Integer()
+    blackness = fields.Float()
+    confidence = fields.Float()
+    image = fields.Integer(metadata={"description": "index of the image the level comes from"})
+    plume_box = fields.List(fields.Integer(), allow_none=True)
+    background_box = fields.List(fields.Integer(), allow_none=True)
+
+
+class ReviewOut(Schema):
+    decision = fields.String()
+    ringelmann = fields.Integer(allow_none=True)
+    note = fields.String(allow_none=True)
+    by = fields.String()
+    at = AwareDateTime()
+
+
+class SnapshotOut(Schema):
+    id = fields.Integer()
+    event_id = fields.String()
+    plate = fields.String()
+    plate_color = fields.String()
+    plate_confidence = fields.Float()
+    captured_at = AwareDateTime()
+    received_at = AwareDateTime()
+    lane = fields.Integer(allow_none=True)
+    estimated_ringelmann = fields.Integer(allow_none=True)
+    estimate = fields.Nested(EstimateOut, allow_none=True)
+    camera_ringelmann = fields.Integer(allow_none=True)
+    status = fields.String()
+    images = fields.List(fields.String())
+    review = fields.Nested(ReviewOut, allow_none=True)
+    violation_id = fields.Integer(allow_none=True)
+
+
+class SnapshotPage(Schema):
+    items = fields.List(fields.Nested(SnapshotOut))
+    next_cursor = fields.String(allow_none=True)
