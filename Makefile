@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/lantian run --host 127.0.0.1 --port 5000
 
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

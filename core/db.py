@@ -113,3 +113,13 @@ def insert_ignore_returning(
     dialect = postgresql if is_postgres(session) else sqlite
     stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)).returning(*returning)
     return list(session.execute(stmt, list(rows)))
+
+
+def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE every other given column, on either database."""
+    if not rows:
+        return
+    dialect = postgresql if is_postgres(session) else sqlite
+    stmt = dialect.insert(table)
+    updates = {name: stmt.excluded[name] for name in rows[0] if name not in keys}
+    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows))

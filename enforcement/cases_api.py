@@ -1,7 +1,123 @@
-"""I/M cases API."""
+"""I/M cases API: reading cases, and the steps of the loop (API.md section 6)."""
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from flask_smorest import Blueprint
 
+from core.identity import Role
+from core.pagination import page
+from core.web import current_person, db, require_person, runtime
+from enforcement import cases
+from enforcement.cases import Actor, Step
+from enforcement.models import Case
+from schemas.cases import (
+    CaseOut,
+    CasePage,
+    CaseQuery,
+    NoticeIn,
+    NoticeOut,
+    PenaltyIn,
+    PenaltyOut,
+    RepairIn,
+    RepairOut,
+    RetestIn,
+    RetestOut,
+)
+from schemas.common import not_in_future
+
 blp = Blueprint("cases", __name__, url_prefix="/api/v1", description="I/M cases")
+
+READERS = (Role.POLICE, Role.ENV_OFFICER, Role.TRANSPORT)
+
+
+def today() -> date:
+    return cases.local_today(runtime().tz)
+
+
+def no_future(body: dict[str, Any], *names: str) -> None:
+    """A step reported with a time ahead of the server clock (beyond the tolerance) is a 422."""
+    tolerance = runtime().settings.future_tolerance_s
+    for name in names:
+        if body.get(name) is not None:
+            not_in_future(body[name], tolerance, name)
+
+
+def present_one(case: Case) -> dict[str, Any]:
+    return cases.present_cases(db(), [case], today())[0]
+
+
+@blp.get("/cases")
+@require_person(*READERS)
+@blp.arguments(CaseQuery, location="query")
+@blp.response(200, CasePage)
+def list_cases(query: dict[str, Any]) -> dict[str, Any]:
+    session, now = db(), today()
+    stmt = cases.cases_query(scope=current_person().scope, today=now, status=query["status"],
+                             overdue=query["overdue"], region=query["region"])
+    rows, cursor = page(session, stmt, Case.opened_at, Case.id, limit=query["limit"], cursor=query["cursor"])
+    return {"items": cases.present_cases(session, rows, now), "next_cursor": cursor}
+
+
+@blp.get("/cases/<int:case_id>")
+@require_person(*READERS)
+@blp.response(200, CaseOut)
+def get_case(case_id: int) -> dict[str, Any]:
+    return present_one(cases.visible_case(db(), case_id, current_person().scope))
+
+
+@blp.post("/cases/<int:case_id>/notices")
+@require_person(*cases.STEP_ROLES[Step.NOTICE])
+@blp.arguments(NoticeIn)
+@blp.response(201, NoticeOut)
+def post_notice(body: dict[str, Any], case_id: int) -> Any:
+    session = db()
+    notice = cases.issue_notice(session, case_id, actor=Actor.of(current_person()), today=today(),
+                                policy=runtime().settings.policy, **body)
+    session.commit()
+    return notice
+
+
+@blp.post("/cases/<int:case_id>/penalties")
+@require_person(*cases.STEP_ROLES[Step.PENALTY])
+@blp.arguments(PenaltyIn)
+@blp.response(201, PenaltyOut)
+def post_penalty(body: dict[str, Any], case_id: int) -> Any:
+    no_future(body, "issued_at")
+    session, actor = db(), Actor.of(current_person())
+    if body["waived"]:
+        record = cases.record_waiver(session, case_id, actor=actor, reason=body["reason"],
+                                     issued_at=body["issued_at"])
+    else:
+        record = cases.record_penalty(
+            session, case_id, actor=actor, policy=runtime().settings.policy, decision_no=body["decision_no"],
+            amount_yuan=body["amount_yuan"], legal_basis=body["legal_basis"], issued_at=body["issued_at"],
+        )
+    session.commit()
+    return record
+
+
+@blp.post("/repairs")
+@require_person(*cases.STEP_ROLES[Step.REPAIR])
+@blp.arguments(RepairIn)
+@blp.response(201, RepairOut)
+def post_repair(body: dict[str, Any]) -> Any:
+    no_future(body, "completed_at")
+    session = db()
+    repair = cases.record_repair(session, actor=Actor.of(current_person()), **body)
+    session.commit()
+    return repair
+
+
+@blp.post("/retests")
+@require_person(*cases.STEP_ROLES[Step.RETEST_PASSED])
+@blp.arguments(RetestIn)
+@blp.response(201, RetestOut)
+def post_retest(body: dict[str, Any]) -> Any:
+    no_future(body, "tested_at")
+    session = db()
+    retest = cases.record_retest(session, actor=Actor.of(current_person()), **body)
+    session.commit()
+    return retest

@@ -1,15 +1,471 @@
-"""Strikes, blacklists and key supervision, evaluated in the violation's own transaction."""
+"""Strikes, blacklists and key supervision, evaluated in the violation's own transaction.
+
+Every listing is a function of the stored facts (strikes, violations, registry), so the
+incremental path (`on_violation`, `refresh_registry_listings`) and `recompute` share one
+evaluation per subject, `_evaluate_vehicle` and `_evaluate_fleet`, and reach the same
+state whatever order violations arrive in. An evaluation never removes an entry: it creates
+missing ones and updates the evidence of active ones; an entry stays until a person delists it,
+and a delisted entry is never re-created for the same subject, rule and period.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import delete, func, or_, select, union
 from sqlalchemy.orm import Session
 
-from core.registry import Vehicle
+from core import audit
+from core.db import insert_ignore, is_postgres, utcnow
+from core.plates import mask_plate
+from core.registry import Fleet, Vehicle
 from core.settings import Policy
-from enforcement.models import Violation
+from enforcement import cases
+from enforcement.models import Case, Listing, Strike, Violation
+
+BLACKLIST = "blacklist"
+KEY_SUPERVISION = "key_supervision"
+THREE_STRIKES = "three_strikes"
+FLEET_TEN_PERCENT = "fleet_ten_percent"
+NO_REMOTE_OBD = "no_remote_obd"
+OVERDUE_CASE = "overdue_case"
+KEY_SUPERVISION_REASONS = (OVERDUE_CASE, NO_REMOTE_OBD, THREE_STRIKES)
+SYSTEM = "system:listings"
+
+
+# --- pure rules ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """A listing period (both ends inclusive) and the violation ids that ground it."""
+
+    start: date
+    end: date
+    evidence: tuple[int, ...]
+
+
+def cycle_period(
+    strikes: Sequence[tuple[date, int]], last_on: date, next_due_on: date, threshold: int
+) -> Period | None:
+    """Three strikes within one inspection cycle (last_on <= day < next_due_on)."""
+    inside = sorted(vid for day, vid in strikes if last_on <= day < next_due_on)
+    if len(inside) < threshold:
+        return None
+    return Period(last_on, next_due_on - timedelta(days=1), tuple(inside))
+
+
+def rolling_periods(strikes: Sequence[tuple[date, int]], window_days: int, threshold: int) -> list[Period]:
+    """Without a cycle on record: `threshold` strikes within the `window_days` up to a strike.
+
+    Scanned in day order; a strike grounds at most one listing, so after a listing only later
+    strikes count toward the next one (else every further strike would list again). Adding a
+    strike never lowers the number of periods and only moves them earlier, so the stored
+    entries can follow the i-th period in place.
+    """
+    periods: list[Period] = []
+    ordered = sorted(strikes)
+    last_end: date | None = None
+    for i, (day, _) in enumerate(ordered):
+        start = day - timedelta(days=window_days - 1)
+        if last_end is not None:
+            start = max(start, last_end + timedelta(days=1))
+        inside = [vid for d, vid in ordered[: i + 1] if d >= start]
+        if len(inside) >= threshold:
+            periods.append(Period(start, day, tuple(sorted(inside))))
+            last_end = day
+    return periods
+
+
+def ratio_reached(violating: int, registered: int, threshold: float) -> bool:
+    """E / N >= threshold in exact arithmetic, so exactly 10% qualifies."""
+    return registered >= 1 and Fraction(violating, registered) >= Fraction(str(threshold))
+
+
+def year_bounds(year: int) -> tuple[date, date]:
+    return date(year, 1, 1), date(year, 12, 31)
+
+
+def lacks_remote_obd(fuel_type: str | None, category: str | None, remote_obd: bool | None, policy: Policy) -> bool:
+    """Heavy diesel without remote OBD; an unknown (null) remote_obd counts as without."""
+    return fuel_type == "diesel" and category in policy.heavy_diesel_categories and remote_obd is not True
+
+
+# --- strikes ------------------------------------------------------------------------------
+
+
+def _record_strike(session: Session, violation: Violation) -> None:
+    """One strike per vehicle and local day, held by the day's earliest detected violation.
+
+    Keeping the earliest (not the first to arrive) makes the strike independent of upload order.
+    """
+    # The row count of ON CONFLICT DO NOTHING is not reliable under psycopg (-1), so read back.
+    insert_ignore(
+        session, Strike.__table__,
+        [{"vehicle_id": violation.vehicle_id, "day": violation.detected_on, "violation_id": violation.id}],
+        ["vehicle_id", "day"],
+    )
+    strike = session.scalars(
+        select(Strike).where(Strike.vehicle_id == violation.vehicle_id, Strike.day == violation.detected_on)
+    ).one()
+    if strike.violation_id == violation.id:
+        return
+    holder = session.get(Violation, strike.violation_id)
+    if holder is None or (violation.detected_at, violation.id) < (holder.detected_at, holder.id):
+        strike.violation_id = violation.id
+
+
+# --- writing entries ----------------------------------------------------------------------
+
+
+def _entry_audit(session: Session, entry: Listing, action: str, actor: str, **extra: Any) -> None:
+    audit.append(
+        session, actor=actor, action=action, subject_type="listing", subject_id=entry.id,
+        data={"list_kind": entry.list_kind, "subject_type": entry.subject_type, "subject_id": entry.subject_id,
+              "rule": entry.rule, "period": [entry.period_start.isoformat(), entry.period_end.isoformat()
+                                             if entry.period_end else None],
+              "evidence": entry.evidence, "ratio": entry.ratio, **extra},
+        reason=extra.get("reason"),
+    )
+
+
+def _create(session: Session, *, list_kind: str, subject_type: str, subject_id: int, rule: str, basis: str,
+            region: str | None, period: Period, ratio: float | None, actor: str) -> Listing:
+    entry = Listing(list_kind=list_kind, subject_type=subject_type, subject_id=subject_id, rule=rule, basis=basis,
+                    region=region, period_start=period.start, period_end=period.end, listed_at=utcnow(),
+                    evidence=list(period.evidence), ratio=ratio, active=True)
+    session.add(entry)
+    session.flush()
+    _entry_audit(session, entry, "listing.created", actor)
+    return entry
+
+
+def _update_evidence(session: Session, entry: Listing, evidence: Iterable[int], actor: str, *, keep: bool) -> bool:
+    """Bring an active entry's evidence up to date with late violations.
+
+    A fleet keeps every id once recorded (`keep`: a vehicle that later leaves the fleet was
+    still grounds for the listing); a vehicle's evidence is exactly its strikes, so when a
+    late upload brings an earlier violation of a struck day, that one replaces the other.
+    """
+    wanted = sorted(set(entry.evidence) | set(evidence)) if keep else sorted(set(evidence))
+    if not entry.active or wanted == sorted(entry.evidence):
+        return False
+    added, removed = sorted(set(wanted) - set(entry.evidence)), sorted(set(entry.evidence) - set(wanted))
+    entry.evidence = wanted
+    _entry_audit(session, entry, "listing.evidence_updated", actor, added=added, removed=removed)
+    return True
+
+
+def _revise(session: Session, entry: Listing, period: Period, actor: str) -> bool:
+    """Move an active rolling entry to the period a late strike produced."""
+    current = (entry.period_start, entry.period_end, sorted(entry.evidence))
+    if not entry.active or current == (period.start, period.end, list(period.evidence)):
+        return False
+    entry.period_start, entry.period_end, entry.evidence = period.start, period.end, list(period.evidence)
+    session.flush()  # revised in ascending order, so the active-entry index never sees two equal starts
+    _entry_audit(session, entry, "listing.revised", actor)
+    return True
+
+
+@dataclass
+class Outcome:
+    """What an evaluation did, for the recompute summary; `kept` are the entries it supports."""
+
+    counts: Counter[str]
+    kept: set[int]
+
+    @classmethod
+    def empty(cls) -> Outcome:
+        return cls(Counter(), set())
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def _lock(session: Session, model: Any, ids: Iterable[int]) -> None:
+    """Row locks in id order (deadlock-free); SQLite already serialises writers."""
+    ids = sorted(set(ids))
+    if ids and is_postgres(session):
+        session.execute(select(model.id).where(model.id.in_(ids)).order_by(model.id).with_for_update())
+
+
+def _evaluate_vehicle(session: Session, vehicle: Vehicle, policy: Policy, out: Outcome, actor: str) -> None:
+    """Three strikes: blacklist for operating vehicles, key supervision for any other."""
+    strikes = [tuple(r) for r in session.execute(
+        select(Strike.day, Strike.violation_id).where(Strike.vehicle_id == vehicle.id))]
+    list_kind = BLACKLIST if vehicle.use_nature == "operating" else KEY_SUPERVISION
+    existing = list(session.scalars(
+        select(Listing).where(Listing.subject_type == "vehicle", Listing.subject_id == vehicle.id,
+                              Listing.rule == THREE_STRIKES).order_by(Listing.period_start, Listing.id)))
+    common = {"list_kind": list_kind, "subject_type": "vehicle", "subject_id": vehicle.id, "rule": THREE_STRIKES,
+              "region": vehicle.region, "ratio": None, "actor": actor}
+    if vehicle.cycle_last_on and vehicle.cycle_next_due_on:
+        period = cycle_period(strikes, vehicle.cycle_last_on, vehicle.cycle_next_due_on, policy.strikes_threshold)
+        if period is None:
+            return
+        # Any entry for this cycle, in either list and even delisted, is the cycle's entry.
+        same = [e for e in existing if e.basis == "cycle" and e.period_start == period.start]
+        if not same:
+            entry = _create(session, basis="cycle", period=period, **common)
+            out.counts["created"] += 1
+            out.kept.add(entry.id)
+        for entry in same:
+            out.counts["evidence_updated"] += _update_evidence(session, entry, period.evidence, actor, keep=False)
+            out.kept.add(entry.id)
+        return
+    rolling = [e for e in existing if e.basis == "rolling"]
+    for i, period in enumerate(rolling_periods(strikes, policy.strike_window_days_without_cycle,
+                                               policy.strikes_threshold)):
+        if i < len(rolling):
+            out.counts["revised"] += _revise(session, rolling[i], period, actor)
+            out.kept.add(rolling[i].id)
+        else:
+            entry = _create(session, basis="rolling", period=period, **common)
+            out.counts["created"] += 1
+            out.kept.add(entry.id)
+
+
+def _evaluate_fleet(session: Session, fleet: Fleet, year: int, policy: Policy, out: Outcome, actor: str) -> None:
+    """Ten percent: distinct violating vehicles of the year against the registered fleet."""
+    registered = session.scalar(
+        select(func.count()).select_from(Vehicle).where(Vehicle.fleet_id == fleet.id, Vehicle.registered.is_(True)))
+    first, last = year_bounds(year)
+    rows = session.execute(
+        select(Violation.id, Violation.vehicle_id).join(Vehicle, Vehicle.id == Violation.vehicle_id).where(
+            Vehicle.fleet_id == fleet.id, Vehicle.registered.is_(True),
+            Violation.detected_on >= first, Violation.detected_on <= last)).all()
+    violating = len({vehicle_id for _, vehicle_id in rows})
+    period = Period(first, last, tuple(sorted(vid for vid, _ in rows)))
+    same = list(session.scalars(
+        select(Listing).where(Listing.subject_type == "fleet", Listing.subject_id == fleet.id,
+                              Listing.rule == FLEET_TEN_PERCENT, Listing.period_start == first)))
+    for entry in same:
+        out.counts["evidence_updated"] += _update_evidence(session, entry, period.evidence, actor, keep=True)
+        out.kept.add(entry.id)
+    if not same and ratio_reached(violating, registered, policy.fleet_ratio_threshold):
+        entry = _create(session, list_kind=BLACKLIST, subject_type="fleet", subject_id=fleet.id,
+                        rule=FLEET_TEN_PERCENT, basis="year", region=fleet.region, period=period,
+                        ratio=violating / registered, actor=actor)
+        out.counts["created"] += 1
+        out.kept.add(entry.id)
 
 
 def on_violation(session: Session, violation: Violation, vehicle: Vehicle, policy: Policy, tz: ZoneInfo) -> None:
-    """Count the strike and list the vehicle or its fleet when a rule is met (see issue: blacklists)."""
+    """Count the strike and list the vehicle or its fleet when a rule is met.
+
+    The caller holds the vehicle lock; the fleet row is locked here before counting, so
+    two workers never list a fleet twice nor both miss the crossing.
+    """
+    _record_strike(session, violation)
+    out = Outcome.empty()
+    _evaluate_vehicle(session, vehicle, policy, out, SYSTEM)
+    if vehicle.fleet_id is not None:
+        _lock(session, Fleet, [vehicle.fleet_id])
+        fleet = session.get(Fleet, vehicle.fleet_id)
+        if fleet is not None:
+            _evaluate_fleet(session, fleet, violation.detected_on.year, policy, out, SYSTEM)
+
+
+def _fleet_years(session: Session, fleet_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """Every (fleet, year) in which a vehicle now in the fleet has a violation."""
+    rows = session.execute(
+        select(Vehicle.fleet_id, Violation.detected_on).distinct().join(Vehicle, Vehicle.id == Violation.vehicle_id)
+        .where(Vehicle.fleet_id.in_(list(fleet_ids)))).all()
+    return sorted({(fid, day.year) for fid, day in rows})
+
+
+def refresh_registry_listings(
+    session: Session, vehicles: Sequence[Vehicle], previous_fleet_ids: Iterable[int], policy: Policy
+) -> None:
+    """Re-evaluate after a registry upsert: new cycles, a new use nature, fleets gained or lost.
+
+    `previous_fleet_ids` are the fleets the vehicles belonged to before the upsert: a fleet
+    that loses a clean vehicle has a higher ratio.
+    """
+    ids = [v.id for v in vehicles]
+    struck: set[int] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        struck |= set(session.scalars(select(Strike.vehicle_id).distinct().where(Strike.vehicle_id.in_(chunk))))
+    _lock(session, Vehicle, struck)
+    out = Outcome.empty()
+    for vehicle in vehicles:
+        if vehicle.id in struck:
+            _evaluate_vehicle(session, vehicle, policy, out, SYSTEM)
+    fleet_ids = {v.fleet_id for v in vehicles if v.fleet_id is not None} | set(previous_fleet_ids)
+    _lock(session, Fleet, fleet_ids)
+    for fleet_id, year in _fleet_years(session, fleet_ids):
+        _evaluate_fleet(session, session.get(Fleet, fleet_id), year, policy, out, SYSTEM)
+
+
+def previous_fleet_ids(session: Session, keys: Sequence[tuple[str, str]]) -> set[int]:
+    """Fleets of the vehicles with these (plate, plate_color) keys, read before an upsert."""
+    found: set[int] = set()
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        cond = or_(*[(Vehicle.plate == p) & (Vehicle.plate_color == c) for p, c in chunk])
+        found |= {fid for fid in session.scalars(select(Vehicle.fleet_id).where(cond)) if fid is not None}
+    return found
+
+
+def recompute(session: Session, policy: Policy, actor: str = "cli:recompute") -> dict[str, int]:
+    """Rebuild strikes and listings from the violation history under the current registry.
+
+    Strikes are rebuilt from scratch; every vehicle with strikes and every (fleet, year) with
+    violations is evaluated as the incremental path does. Active entries that the history no
+    longer supports are deactivated (kept, for the audit trail), never deleted; delisted
+    entries are left as the people who delisted them decided.
+    """
+    session.execute(delete(Strike))
+    rows = session.execute(
+        select(Violation.vehicle_id, Violation.detected_on, Violation.id)
+        .order_by(Violation.vehicle_id, Violation.detected_on, Violation.detected_at, Violation.id)).all()
+    first_of_day: dict[tuple[int, date], int] = {}
+    for vehicle_id, day, violation_id in rows:
+        first_of_day.setdefault((vehicle_id, day), violation_id)
+    strikes = [{"vehicle_id": v, "day": d, "violation_id": vid} for (v, d), vid in first_of_day.items()]
+    for i in range(0, len(strikes), 1000):
+        insert_ignore(session, Strike.__table__, strikes[i:i + 1000], ["vehicle_id", "day"])
+    out = Outcome.empty()
+    vehicle_ids = sorted({v for v, _ in first_of_day})
+    _lock(session, Vehicle, vehicle_ids)
+    for vehicle in session.scalars(select(Vehicle).where(Vehicle.id.in_(vehicle_ids)).order_by(Vehicle.id)):
+        _evaluate_vehicle(session, vehicle, policy, out, actor)
+    fleet_ids = set(session.scalars(select(Fleet.id)))
+    _lock(session, Fleet, fleet_ids)
+    fleet_years = _fleet_years(session, fleet_ids)
+    for fleet_id, year in fleet_years:
+        _evaluate_fleet(session, session.get(Fleet, fleet_id), year, policy, out, actor)
+    stale = session.scalars(select(Listing).where(Listing.active.is_(True), Listing.id.not_in(out.kept or {0})))
+    for entry in stale:
+        entry.active, entry.delisted_at, entry.delisted_by = False, utcnow(), actor
+        entry.delist_reason = "not supported by the violation history under the current registry and policy"
+        _entry_audit(session, entry, "listing.withdrawn", actor, reason=entry.delist_reason)
+        out.counts["withdrawn"] += 1
+    session.flush()
+    active = session.scalar(select(func.count()).select_from(Listing).where(Listing.active.is_(True)))
+    return {"strikes": len(strikes), "vehicles_evaluated": len(vehicle_ids), "fleet_years_evaluated": len(fleet_years),
+            "created": out.counts["created"], "revised": out.counts["revised"],
+            "evidence_updated": out.counts["evidence_updated"], "withdrawn": out.counts["withdrawn"],
+            "active": active or 0}
+
+
+# --- delisting ----------------------------------------------------------------------------
+
+
+class AlreadyDelisted(Exception):
+    pass
+
+
+def delist(session: Session, entry: Listing, *, reason: str, actor: str) -> Listing:
+    if not entry.active:
+        raise AlreadyDelisted
+    entry.active, entry.delisted_at, entry.delisted_by, entry.delist_reason = False, utcnow(), actor, reason
+    session.flush()
+    _entry_audit(session, entry, "listing.delisted", actor, reason=reason)
+    return entry
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def entry_views(session: Session, entries: Sequence[Listing], *, public: bool = False) -> list[dict[str, Any]]:
+    """Entries as the API shows them; `public` masks plates and drops evidence (disclosure)."""
+    vehicle_ids = {e.subject_id for e in entries if e.subject_type == "vehicle"}
+    fleet_ids = {e.subject_id for e in entries if e.subject_type == "fleet"}
+    vehicles = {v.id: v for v in session.scalars(select(Vehicle).where(Vehicle.id.in_(vehicle_ids)))} \
+        if vehicle_ids else {}
+    fleets = {f.id: f for f in session.scalars(select(Fleet).where(Fleet.id.in_(fleet_ids)))} if fleet_ids else {}
+    views = []
+    for e in entries:
+        if e.subject_type == "vehicle":
+            v = vehicles[e.subject_id]
+            subject = {"type": "vehicle", "plate": mask_plate(v.plate) if public else v.plate,
+                       "plate_color": v.plate_color}
+        else:
+            f = fleets[e.subject_id]
+            subject = {"type": "fleet", "code": f.code, "name": f.name}
+        view: dict[str, Any] = {"id": e.id, "list_kind": e.list_kind, "subject": subject, "rule": e.rule}
+        if public:
+            view["listed_on"] = e.listed_at.date()
+        else:
+            view.update({"listed_at": e.listed_at, "period": {"start": e.period_start, "end": e.period_end},
+                         "evidence": sorted(e.evidence), "ratio": e.ratio, "active": e.active,
+                         "delisted_at": e.delisted_at, "delist_reason": e.delist_reason})
+        views.append(view)
+    return views
+
+
+def vehicle_entries(session: Session, vehicle: Vehicle) -> list[Listing]:
+    return list(session.scalars(
+        select(Listing).where(Listing.subject_type == "vehicle", Listing.subject_id == vehicle.id)
+        .order_by(Listing.listed_at.desc(), Listing.id.desc())))
+
+
+def is_blacklisted(session: Session, vehicle: Vehicle) -> bool:
+    return session.scalar(select(func.count()).select_from(Listing).where(
+        Listing.subject_type == "vehicle", Listing.subject_id == vehicle.id, Listing.list_kind == BLACKLIST,
+        Listing.active.is_(True))) > 0
+
+
+def _overdue_since(deadline_on: date) -> date:
+    """The first local day a case is overdue: the day after its deadline."""
+    return deadline_on + timedelta(days=1)
+
+
+def _no_obd(policy: Policy) -> Any:
+    return (Vehicle.registered.is_(True), Vehicle.fuel_type == "diesel",
+            Vehicle.category.in_(policy.heavy_diesel_categories), or_(Vehicle.remote_obd.is_(None),
+                                                                       Vehicle.remote_obd.is_(False)))
+
+
+def _stored_key_supervision() -> Any:
+    return (Listing.list_kind == KEY_SUPERVISION, Listing.subject_type == "vehicle", Listing.active.is_(True))
+
+
+def key_supervision_ids(policy: Policy, today: date, reason: str | None) -> Any:
+    """SQL for the ids of vehicles on key supervision (for one reason, or any).
+
+    `overdue_case` and `no_remote_obd` are derived on read, so they follow the cases and
+    the registry without any stored state; `three_strikes` is a stored entry.
+    """
+    parts = {
+        OVERDUE_CASE: select(Case.vehicle_id.label("vid")).where(cases.overdue_clause(today)),
+        NO_REMOTE_OBD: select(Vehicle.id.label("vid")).where(*_no_obd(policy)),
+        THREE_STRIKES: select(Listing.subject_id.label("vid")).where(*_stored_key_supervision()),
+    }
+    chosen = [parts[reason]] if reason else list(parts.values())
+    return union(*chosen) if len(chosen) > 1 else chosen[0]
+
+
+def key_supervision_of(
+    session: Session, vehicles: Sequence[Vehicle], policy: Policy, today: date
+) -> dict[int, dict[str, date | datetime]]:
+    """Each vehicle's key-supervision reasons (in KEY_SUPERVISION_REASONS order) and since when.
+
+    `overdue_case` starts on a local day (a date); the other reasons at a stored instant.
+    """
+    ids = [v.id for v in vehicles]
+    found: dict[int, dict[str, date | datetime]] = {vid: {} for vid in ids}
+    for vid, deadline in session.execute(
+            select(Case.vehicle_id, Case.deadline_on).where(Case.vehicle_id.in_(ids), cases.overdue_clause(today))):
+        found[vid][OVERDUE_CASE] = _overdue_since(deadline)
+    for v in vehicles:
+        if v.registered and lacks_remote_obd(v.fuel_type, v.category, v.remote_obd, policy):
+            found[v.id][NO_REMOTE_OBD] = v.created_at
+    for vid, listed_at in session.execute(
+            select(Listing.subject_id, func.min(Listing.listed_at)).where(
+                Listing.subject_id.in_(ids), *_stored_key_supervision()).group_by(Listing.subject_id)):
+        found[vid][THREE_STRIKES] = listed_at
+    return {vid: {r: reasons[r] for r in KEY_SUPERVISION_REASONS if r in reasons}
+            for vid, reasons in found.items() if reasons}
+
+
+def key_supervision_reasons(session: Session, vehicle: Vehicle, policy: Policy, today: date) -> list[str]:
+    return list(key_supervision_of(session, [vehicle], policy, today).get(vehicle.id, {}))

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, BigId, Json, UTCDateTime, utcnow
 
-SOURCES = ("remote_sensing", "black_smoke", "road_check", "depot_check")
-CASE_STATUSES = ("open", "notified", "repaired", "closed")
+# The wire enumerations (API.md section 6) are the stored ones.
+from schemas.cases import CASE_STATUSES as CASE_STATUSES
+from schemas.cases import SOURCES as SOURCES
 
 
 class SupervisoryTest(Base):
@@ -152,6 +153,10 @@ class Listing(Base):
     subject_type: Mapped[str] = mapped_column(String(16))  # vehicle | fleet
     subject_id: Mapped[int] = mapped_column(BigId)
     rule: Mapped[str] = mapped_column(String(32))
+    # How the period was drawn: "cycle" (inspection cycle), "rolling" (the trailing window
+    # of a vehicle with no cycle on record) or "year" (fleets); rolling entries are revised
+    # together when a late strike moves their windows.
+    basis: Mapped[str] = mapped_column(String(8), default="cycle", server_default="cycle")
     region: Mapped[str | None] = mapped_column(String(6), index=True)
     period_start: Mapped[date] = mapped_column(Date)
     period_end: Mapped[date | None] = mapped_column(Date)

@@ -1,7 +1,35 @@
-"""Supervisory tests API."""
+"""Supervisory tests API: road and depot checks by officers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 
+from core.identity import Role
+from core.registry import Vehicle
+from core.web import current_person, db, require_person, runtime
+from enforcement import supervisory
+from enforcement.cases import Actor, plate_of, present_record
+from enforcement.cases_api import no_future
+from schemas.cases import SupervisoryTestIn, SupervisoryTestOut
+
 blp = Blueprint("supervisory_tests", __name__, url_prefix="/api/v1", description="Supervisory tests")
+
+
+@blp.post("/supervisory-tests")
+@require_person(Role.ENV_OFFICER, Role.POLICE)
+@blp.arguments(SupervisoryTestIn)
+@blp.response(201, SupervisoryTestOut)
+def post_test(body: dict[str, Any]) -> dict[str, Any]:
+    no_future(body, "tested_at")
+    session, rt = db(), runtime()
+    test, violation = supervisory.record_test(
+        session, actor=Actor.of(current_person()), policy=rt.settings.policy, tz=rt.tz, **body,
+    )
+    session.commit()
+    vehicle = session.get(Vehicle, test.vehicle_id)
+    return {
+        **present_record(test), "vehicle": plate_of(vehicle),
+        "violation_id": violation.id if violation else None, "case_id": violation.case_id if violation else None,
+    }

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import runtime
 from core.registry import Fleet, Vehicle
-from enforcement import cases
+from core.settings import Policy
+from enforcement import cases, listings, violations
 
 
 def vehicle_fields(session: Session, vehicle: Vehicle) -> dict[str, Any]:
@@ -25,13 +28,19 @@ def vehicle_fields(session: Session, vehicle: Vehicle) -> dict[str, Any]:
     }
 
 
-def status(session: Session, vehicle: Vehicle) -> dict[str, Any]:
+def status(
+    session: Session, vehicle: Vehicle, *, today: date | None = None, policy: Policy | None = None,
+) -> dict[str, Any]:
+    """`today` (local) and `policy` default to this process's runtime, for callers without them."""
+    if today is None or policy is None:
+        rt = runtime.current()
+        today, policy = today or cases.local_today(rt.tz), policy or rt.settings.policy
     case = cases.open_case_of(session, vehicle.id)
     return {
         "vehicle": vehicle_fields(session, vehicle),
-        "open_case": {"id": case.id, "status": case.status} if case else None,
-        "cycle_violations": 0,
-        "blacklisted": False,
-        "listings": [],
-        "key_supervision": [],
+        "open_case": cases.present_cases(session, [case], today)[0] if case else None,
+        "cycle_violations": violations.cycle_violations(session, vehicle, today, policy),
+        "blacklisted": listings.is_blacklisted(session, vehicle),
+        "listings": listings.entry_views(session, listings.vehicle_entries(session, vehicle)),
+        "key_supervision": listings.key_supervision_reasons(session, vehicle, policy, today),
     }

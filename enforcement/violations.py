@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.db import insert_ignore, is_postgres, utcnow
+from core.db import insert_ignore, utcnow
 from core.registry import Vehicle
 from core.settings import Policy
 from enforcement import cases, listings
+from enforcement.cases import lock_vehicle
 from enforcement.models import Violation
 from remote_sensing.processing import Judged
-
-
-def lock_vehicle(session: Session, vehicle_id: int) -> None:
-    """Serialise everything that counts or transitions for one vehicle."""
-    if is_postgres(session):
-        session.execute(select(Vehicle.id).where(Vehicle.id == vehicle_id).with_for_update())
 
 
 def record_violation(
@@ -77,3 +73,54 @@ def record_remote_sensing(session: Session, judged: Sequence[Judged], policy: Po
             item.event.violation_id = violation.id
             made.append(violation)
     return made
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViolationFilter:
+    """Query filters; `since`/`until` are local calendar days of detection, both inclusive."""
+
+    scope: str | None = None
+    plate: str | None = None
+    plate_color: str | None = None
+    region: str | None = None
+    source: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+
+def violations_query(f: ViolationFilter) -> Select[Any]:
+    stmt = select(Violation).where(cases.in_region(Violation.region, f.scope))
+    if f.region:
+        stmt = stmt.where(cases.in_region(Violation.region, f.region))
+    if f.plate or f.plate_color:
+        stmt = stmt.join(Vehicle, Vehicle.id == Violation.vehicle_id)
+        if f.plate:
+            stmt = stmt.where(Vehicle.plate == f.plate)
+        if f.plate_color:
+            stmt = stmt.where(Vehicle.plate_color == f.plate_color)
+    if f.source:
+        stmt = stmt.where(Violation.source == f.source)
+    if f.since:
+        stmt = stmt.where(Violation.detected_on >= f.since)
+    if f.until:
+        stmt = stmt.where(Violation.detected_on <= f.until)
+    return stmt
+
+
+def cycle_window(vehicle: Vehicle, today: date, policy: Policy) -> tuple[date, date]:
+    """[start, end) of the vehicle's current inspection cycle, or the last N days up to today without one."""
+    if vehicle.cycle_last_on and vehicle.cycle_next_due_on:
+        return vehicle.cycle_last_on, vehicle.cycle_next_due_on
+    return today - timedelta(days=policy.strike_window_days_without_cycle - 1), today + timedelta(days=1)
+
+
+def cycle_violations(session: Session, vehicle: Vehicle, today: date, policy: Policy) -> int:
+    start, end = cycle_window(vehicle, today, policy)
+    return session.scalar(
+        select(func.count()).select_from(Violation).where(
+            Violation.vehicle_id == vehicle.id, Violation.detected_on >= start, Violation.detected_on < end,
+        )
+    ) or 0

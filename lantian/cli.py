@@ -209,6 +209,22 @@ def audit_verify() -> None:
         sys.exit(1)
 
 
+@cli.group("blacklist")
+def blacklist_group() -> None:
+    """Blacklists and key supervision."""
+
+
+@blacklist_group.command("recompute")
+@with_appcontext
+def blacklist_recompute() -> None:
+    """Rebuild strikes and listings from the violation history; prints a JSON summary."""
+    from enforcement import listings
+
+    with runtime().sessions() as session, session.begin():
+        summary = listings.recompute(session, runtime().settings.policy)
+    _emit(summary)
+
+
 @cli.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--simple/--fork", default=True, help="Run jobs in the worker process (default) or fork per job.")

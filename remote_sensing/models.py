@@ -113,3 +113,18 @@ class Snapshot(Base):
     review_note: Mapped[str | None] = mapped_column(Text)
     vehicle_id: Mapped[int | None] = mapped_column(ForeignKey("vehicles.id"))
     violation_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class VehicleRuns(Base):
+    """Judgement-rule state after each vehicle's latest judged measurement.
+
+    A copy of that event's `runs`, kept per vehicle so a batch reads every vehicle's state
+    in one primary-key lookup; an event measured earlier than `measured_at` (a late upload)
+    takes the slow path through the event history instead.
+    """
+
+    __tablename__ = "rs_vehicle_runs"
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigId)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    runs: Mapped[dict[str, Any]] = mapped_column(Json)

@@ -14,16 +14,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from core import plates
-from core.db import insert_ignore, is_postgres, utcnow
+from core.db import insert_ignore, is_postgres, upsert, utcnow
 from core.identity import Station, station_calibrated
 from core.registry import Vehicle
 from core.settings import Policy
 from remote_sensing import judgement, limits, validity
-from remote_sensing.models import PROCESSED, RECEIVED, Event, PolicyRecord
+from remote_sensing.models import PROCESSED, RECEIVED, Event, PolicyRecord, VehicleRuns
 
 
 @dataclass(frozen=True)
@@ -61,37 +61,62 @@ class PlateMatch:
     vehicle: Vehicle | None
 
 
-def match_plate(session: Session, raw: str, color: str, trusted: bool, region: str) -> PlateMatch:
-    """Registry lookup; a provisional vehicle is created only for a trusted, readable read.
+@dataclass(frozen=True)
+class PlateRead:
+    raw: str
+    color: str
+    trusted: bool  # confident enough to create a provisional vehicle
+    region: str  # where an unknown vehicle was seen: it belongs there until registered
+
+
+def match_plates(session: Session, reads: Sequence[PlateRead]) -> list[PlateMatch]:
+    """Registry lookups for a batch of reads in one query (plus one for new provisional vehicles).
 
     `exact` means the cleaned plate as read is registered; a read that needed an OCR
-    repair (苏B1234O) can only match `fuzzy`, and only when one registered plate fits.
+    repair (苏B1234O) can only match `fuzzy`, and only when one registered plate fits. A
+    trusted, readable read of an unknown plate creates a provisional vehicle.
     """
-    cleaned = plates.clean_plate(raw)
-    read = plates.readable_plate(cleaned)
-    if read is None:
-        return PlateMatch(None, "none", None)
-    by_plate = {
-        v.plate: v
-        for v in session.scalars(
-            select(Vehicle).where(Vehicle.plate_color == color, Vehicle.plate_key == plates.confusion_key(read))
-        )
-    }
-    registered = [p for p, v in by_plate.items() if v.registered]
-    exact = by_plate.get(cleaned)
-    kind, plate = plates.decide_match(cleaned, exact is not None and exact.registered, registered)
-    if kind != "none" and plate is not None:
-        return PlateMatch(read, kind, by_plate[plate])
-    vehicle = by_plate.get(read)
-    if vehicle is None and trusted:
-        insert_ignore(
-            session, Vehicle.__table__,
-            [{"plate": read, "plate_color": color, "plate_key": plates.confusion_key(read), "registered": False,
-              "region": region, "created_at": utcnow(), "updated_at": utcnow()}],
-            ["plate", "plate_color"],
-        )
-        vehicle = session.scalar(select(Vehicle).where(Vehicle.plate == read, Vehicle.plate_color == color))
-    return PlateMatch(read, "none", vehicle)
+    cleaned = [plates.clean_plate(r.raw) for r in reads]
+    readable = [plates.readable_plate(c) for c in cleaned]
+    keys = {(r.color, plates.confusion_key(p)) for r, p in zip(reads, readable, strict=True) if p is not None}
+    by_key: dict[tuple[str, str], dict[str, Vehicle]] = {}
+    if keys:
+        query = select(Vehicle).where(tuple_(Vehicle.plate_color, Vehicle.plate_key).in_(sorted(keys)))
+        for vehicle in session.scalars(query):
+            by_key.setdefault((vehicle.plate_color, vehicle.plate_key), {})[vehicle.plate] = vehicle
+
+    decided: list[tuple[str | None, str, Vehicle | None]] = []
+    provisional: dict[tuple[str, str], dict[str, Any]] = {}
+    for read, clean, plate in zip(reads, cleaned, readable, strict=True):
+        if plate is None:
+            decided.append((None, "none", None))
+            continue
+        key = plates.confusion_key(plate)
+        known = by_key.get((read.color, key), {})
+        exact = known.get(clean)
+        registered = [p for p, v in known.items() if v.registered]
+        kind, matched = plates.decide_match(clean, exact is not None and exact.registered, registered)
+        vehicle = known[matched] if kind != "none" and matched is not None else known.get(plate)
+        if vehicle is None and read.trusted:
+            provisional.setdefault((plate, read.color), {
+                "plate": plate, "plate_color": read.color, "plate_key": key, "registered": False,
+                "region": read.region, "created_at": utcnow(), "updated_at": utcnow(),
+            })
+        decided.append((plate, kind, vehicle))
+
+    created: dict[tuple[str, str], Vehicle] = {}
+    if provisional:
+        insert_ignore(session, Vehicle.__table__, list(provisional.values()), ["plate", "plate_color"])
+        query = select(Vehicle).where(tuple_(Vehicle.plate, Vehicle.plate_color).in_(sorted(provisional)))
+        created = {(v.plate, v.plate_color): v for v in session.scalars(query)}
+    return [
+        PlateMatch(plate, kind, vehicle or (created.get((plate, read.color)) if plate else None))
+        for read, (plate, kind, vehicle) in zip(reads, decided, strict=True)
+    ]
+
+
+def match_plate(session: Session, raw: str, color: str, trusted: bool, region: str) -> PlateMatch:
+    return match_plates(session, [PlateRead(raw, color, trusted, region)])[0]
 
 
 def previous_runs(session: Session, vehicle_id: int, before: datetime, event_id: int) -> dict[str, Any] | None:
@@ -118,26 +143,72 @@ def _lock_vehicles(session: Session, vehicle_ids: set[int]) -> None:
 
 
 def judge_events(session: Session, events: list[Event], policy: Policy, tz: ZoneInfo) -> list[Judged]:
+    """Verdicts for a claimed batch, in a handful of set-based statements."""
     digest = ensure_policy(session, policy)
     stations = {s.id: s for s in session.scalars(select(Station).where(Station.id.in_({e.station_id for e in events})))}
-    matches: dict[int, PlateMatch] = {}
-    for event in events:
-        plate = event.payload["plate"]
-        trusted = plate["confidence"] >= policy.plate_confidence_min
-        region = stations[event.station_id].region  # an outside vehicle belongs where it was seen
-        matches[event.id] = match_plate(session, plate["number"], plate["color"], trusted, region)
-    _lock_vehicles(session, {m.vehicle.id for m in matches.values() if m.vehicle is not None})
+    reads = [
+        PlateRead(e.payload["plate"]["number"], e.payload["plate"]["color"],
+                  e.payload["plate"]["confidence"] >= policy.plate_confidence_min, stations[e.station_id].region)
+        for e in events
+    ]
+    matches = dict(zip((e.id for e in events), match_plates(session, reads), strict=True))
+    vehicle_ids = {m.vehicle.id for m in matches.values() if m.vehicle is not None}
+    _lock_vehicles(session, vehicle_ids)
+    state = RunState.load(session, vehicle_ids)
 
     judged: list[Judged] = []
     for event in sorted(events, key=lambda e: (e.measured_at, e.id)):
-        judged += _judge_one(session, event, stations[event.station_id], matches[event.id], policy, tz)
+        judged += _judge_one(session, event, stations[event.station_id], matches[event.id], state, policy, tz)
         event.policy_digest = digest
-        session.flush()  # the next event of the same vehicle reads this one's runs
+    state.save(session)
     return judged
 
 
+@dataclass(frozen=True)
+class Latest:
+    measured_at: datetime
+    event_id: int
+    runs: dict[str, Any]
+
+
+class RunState:
+    """Each vehicle's judgement state after its latest judged measurement, for one batch."""
+
+    def __init__(self, latest: dict[int, Latest]) -> None:
+        self.latest = latest
+        self.touched: set[int] = set()
+
+    @classmethod
+    def load(cls, session: Session, vehicle_ids: set[int]) -> RunState:
+        if not vehicle_ids:
+            return cls({})
+        rows = session.scalars(select(VehicleRuns).where(VehicleRuns.vehicle_id.in_(vehicle_ids)))
+        return cls({r.vehicle_id: Latest(r.measured_at, r.event_id, r.runs) for r in rows})
+
+    def is_latest(self, vehicle_id: int, event: Event) -> bool:
+        last = self.latest.get(vehicle_id)
+        return last is None or (event.measured_at, event.id) > (last.measured_at, last.event_id)
+
+    def runs_of(self, vehicle_id: int) -> dict[str, Any] | None:
+        last = self.latest.get(vehicle_id)
+        return last.runs if last else None
+
+    def record(self, vehicle_id: int, event: Event) -> None:
+        self.latest[vehicle_id] = Latest(event.measured_at, event.id, event.runs or {})
+        self.touched.add(vehicle_id)
+
+    def save(self, session: Session) -> None:
+        rows = [
+            {"vehicle_id": v, "event_id": self.latest[v].event_id, "measured_at": self.latest[v].measured_at,
+             "runs": self.latest[v].runs}
+            for v in sorted(self.touched)
+        ]
+        upsert(session, VehicleRuns.__table__, rows, ["vehicle_id"])
+
+
 def _judge_one(
-    session: Session, event: Event, station: Station, match: PlateMatch, policy: Policy, tz: ZoneInfo
+    session: Session, event: Event, station: Station, match: PlateMatch, state: RunState, policy: Policy,
+    tz: ZoneInfo,
 ) -> list[Judged]:
     body = event.payload
     vehicle = match.vehicle
@@ -181,10 +252,17 @@ def _judge_one(
     event.verdict = "exceed" if exceeded else "pass"
     if vehicle is None:
         return []
-    prev = previous_runs(session, vehicle.id, event.measured_at, event.id)
-    judged = _advance(event, prev, policy, tz)
+    if state.is_latest(vehicle.id, event):
+        judged = _advance(event, state.runs_of(vehicle.id), policy, tz)
+        state.record(vehicle.id, event)
+        return [Judged(event, vehicle, judged)] if judged else []
+    # A late upload: its predecessor and successors come from the event history.
+    judged = _advance(event, previous_runs(session, vehicle.id, event.measured_at, event.id), policy, tz)
     out = [Judged(event, vehicle, judged)] if judged else []
-    return out + _replay_later(session, event, vehicle, policy, tz)
+    later = _replay_later(session, event, vehicle, policy, tz)
+    if later[1] is not None:
+        state.record(vehicle.id, later[1])
+    return out + later[0]
 
 
 def _advance(event: Event, prev: dict[str, Any] | None, policy: Policy, tz: ZoneInfo) -> list[str]:
@@ -196,7 +274,9 @@ def _advance(event: Event, prev: dict[str, Any] | None, policy: Policy, tz: Zone
     return sorted(set(result.judged) - before)
 
 
-def _replay_later(session: Session, event: Event, vehicle: Vehicle, policy: Policy, tz: ZoneInfo) -> list[Judged]:
+def _replay_later(
+    session: Session, event: Event, vehicle: Vehicle, policy: Policy, tz: ZoneInfo
+) -> tuple[list[Judged], Event | None]:
     """A late upload lands inside the vehicle's history: re-run the rule over what follows it.
 
     Runs are consecutive in measurement time, not arrival time, so a station that uploads
@@ -223,4 +303,4 @@ def _replay_later(session: Session, event: Event, vehicle: Vehicle, policy: Poli
         if newly:
             out.append(Judged(item, vehicle, newly))
         runs = item.runs
-    return out
+    return out, (later[-1] if later else None)

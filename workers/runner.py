@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 # Periodic jobs: (dotted path, period in seconds). Each run has a deterministic id per
 # period, so several workers enqueueing the same sweep produce one job.
-PERIODIC: tuple[tuple[str, int], ...] = (("workers.jobs.sweep", 30),)
+PERIODIC: tuple[tuple[str, int], ...] = (("workers.jobs.sweep", 30), ("workers.jobs.mark_overdue", 600))
 
 
 def _enqueue_periodic(queue, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]

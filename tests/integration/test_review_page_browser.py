@@ -55,13 +55,18 @@ def browser(tmp_path: Any) -> Iterator[Any]:
 
 
 def submit(browser: Any, button: Any) -> None:
-    """Click a submit button and wait until the next page replaced this one."""
-    from selenium.webdriver.support import expected_conditions
+    """Click a submit button and wait until the next page replaced this one.
+
+    The old document is marked and the wait ends when a document without the mark has
+    loaded; asking an element of the old page whether it went stale races with Chromium.
+    """
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = browser.find_element("tag name", "html")
+    browser.execute_script("window.__replaced_soon = true")
     button.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 10).until(
+        lambda b: b.execute_script("return !window.__replaced_soon && document.readyState === 'complete'")
+    )
 
 
 def sign_in(browser: Any, username: str, password: str) -> None:

@@ -1,0 +1,36 @@
+"""The vehicle registry upsert, here because it re-evaluates listings (core may not import enforcement)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from core import registry
+from core.errors import Unprocessable
+from core.identity import Role
+from core.web import db, require_person, runtime
+from enforcement import listings
+from schemas.registry import UpsertOut, VehiclesIn
+
+blp = Blueprint("registry_vehicles", __name__, url_prefix="/api/v1/registry", description="Vehicle registry")
+
+
+@blp.put("/vehicles")
+@require_person(Role.TRANSPORT)
+@blp.arguments(VehiclesIn)
+@blp.response(200, UpsertOut)
+def put_vehicles(body: dict[str, Any]) -> registry.UpsertCount:
+    session = db()
+    vehicles = body["vehicles"]
+    unknown = registry.missing_fleets(session, {v["fleet_code"] for v in vehicles if v.get("fleet_code")})
+    if unknown:
+        raise Unprocessable(
+            "fleet codes must be registered first (PUT /api/v1/registry/fleets)",
+            fields={"vehicles": [f"unknown fleet_code {code}" for code in sorted(unknown)]},
+        )
+    before = listings.previous_fleet_ids(session, [(v["plate"], v["plate_color"]) for v in vehicles])
+    count, touched = registry.upsert_vehicles(session, vehicles)
+    listings.refresh_registry_listings(session, touched, before, runtime().settings.policy)
+    session.commit()
+    return count

@@ -1,0 +1,71 @@
+"""Supervisory tests: road and depot checks by officers; a failed one is a violation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import audit, plates, regions
+from core.db import insert_ignore, utcnow
+from core.errors import Unprocessable
+from core.registry import Vehicle
+from core.settings import Policy
+from enforcement import violations
+from enforcement.cases import Actor
+from enforcement.models import SupervisoryTest, Violation
+
+
+def vehicle_for(session: Session, plate: str, plate_color: str, region: str | None) -> Vehicle:
+    """The registered or provisional vehicle; an unknown plate becomes a provisional one.
+
+    Outside vehicles are a large share of the problem, so they are tracked like any other
+    (DOMAIN.md section 2), placed in the region where they were tested.
+    """
+    insert_ignore(
+        session, Vehicle.__table__,
+        [{"plate": plate, "plate_color": plate_color, "plate_key": plates.confusion_key(plate), "registered": False,
+          "region": region, "created_at": utcnow(), "updated_at": utcnow()}],
+        ["plate", "plate_color"],
+    )
+    return session.scalars(select(Vehicle).where(Vehicle.plate == plate, Vehicle.plate_color == plate_color)).one()
+
+
+def place_of_test(actor: Actor, region: str | None) -> str | None:
+    """Where the test took place: the body's region, within the officer's own, else the officer's."""
+    if region is None:
+        return actor.scope
+    if not regions.contains(actor.scope, region):
+        raise Unprocessable("the test lies outside your region", fields={"region": ["is outside your region"]})
+    return region
+
+
+def record_test(
+    session: Session, *, actor: Actor, policy: Policy, tz: ZoneInfo, plate: str, plate_color: str, kind: str,
+    method: str, tested_at: datetime, passed: bool, results: dict[str, Any], location: str | None = None,
+    region: str | None = None,
+) -> tuple[SupervisoryTest, Violation | None]:
+    """Store the test; a failed one records a violation with source = the test's kind."""
+    where = place_of_test(actor, region)
+    vehicle = vehicle_for(session, plate, plate_color, where)
+    test = SupervisoryTest(
+        vehicle_id=vehicle.id, kind=kind, method=method, tested_at=tested_at, results=results, passed=passed,
+        location=location, region=where, recorded_by=actor.name,
+    )
+    session.add(test)
+    session.flush()
+    audit.append(
+        session, actor=actor.name, action="supervisory_test.recorded", subject_type="supervisory_test",
+        subject_id=test.id, data={"vehicle_id": vehicle.id, "kind": kind, "method": method, "passed": passed},
+    )
+    if passed:
+        return test, None
+    violation = violations.record_violation(
+        session, vehicle=vehicle, source=kind, source_ref=str(test.id), detected_at=tested_at,
+        details={"test_id": test.id, "method": method, "results": results, "location": location},
+        policy=policy, tz=tz, actor=actor.name,
+    )
+    return test, violation
