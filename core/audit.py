@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text, select, text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import String, Text, event, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from core.db import Base, BigId, Json, UTCDateTime, is_postgres, utcnow
 
@@ -52,6 +52,9 @@ def _digest(record: AuditRecord) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+_STAGED = "lantian_audit"
+
+
 def append(
     session: Session,
     *,
@@ -61,25 +64,42 @@ def append(
     subject_id: str | int,
     data: dict[str, Any] | None = None,
     reason: str | None = None,
-) -> AuditRecord:
-    """Append one record in the caller's transaction (appends are serialised until commit)."""
+) -> None:
+    """Record an act in the caller's transaction; it is chained when that transaction commits.
+
+    Chaining needs the head of the chain, so appends are serialised: staging them until
+    commit holds that lock for the commit alone, not for a whole batch of judgements.
+    """
+    session.info.setdefault(_STAGED, []).append({
+        "at": utcnow().replace(microsecond=0),
+        "actor": actor,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id),
+        "reason": reason,
+        "data": json.loads(json.dumps(data or {}, default=str)),
+    })
+
+
+def write_staged(session: Session) -> None:
+    """Chain and write the staged records now (commit does this; tests that never commit call it)."""
+    staged = session.info.pop(_STAGED, None)
+    if not staged:
+        return
     if is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
-    prev = session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
-    record = AuditRecord(
-        at=utcnow().replace(microsecond=0),
-        actor=actor,
-        action=action,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        reason=reason,
-        data=json.loads(json.dumps(data or {}, default=str)),
-        prev_hash=prev or GENESIS,
-    )
-    record.hash = _digest(record)
-    session.add(record)
+    prev = session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1)) or GENESIS
+    for item in staged:
+        record = AuditRecord(**item, prev_hash=prev)
+        record.hash = prev = _digest(record)
+        session.add(record)
     session.flush()
-    return record
+
+
+def install(factory: sessionmaker[Session]) -> None:
+    """Chain each session's staged records just before it commits; drop them on rollback."""
+    event.listen(factory, "before_commit", write_staged)
+    event.listen(factory, "after_rollback", lambda session: session.info.pop(_STAGED, None))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import queue
+from core import audit, queue
 from core.db import make_engine, make_sessionmaker
 from core.settings import Settings
 
@@ -36,6 +36,7 @@ class Runtime:
 def build(settings: Settings) -> Runtime:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    audit.install(sessions)
     redis = rq_queue = None
     if settings.redis_url:
         from redis import Redis

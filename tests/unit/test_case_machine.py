@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from core import plates
+from core import audit
 from core.audit import AuditRecord
 from core.errors import Conflict, Forbidden, NotFound
 from core.registry import Vehicle
@@ -102,6 +103,7 @@ class CaseMachine(RuleBasedStateMachine):
             self.status = "notified"
 
     def counts(self) -> tuple[int, ...]:
+        audit.write_staged(self.session)  # this machine never commits: chain what was staged
         return tuple(self.session.scalar(select(func.count()).select_from(m))
                      for m in (Case, Notice, Penalty, Repair, Retest, AuditRecord))
 
@@ -163,6 +165,7 @@ class CaseMachine(RuleBasedStateMachine):
         assert open_cases <= 1
 
     def steps(self) -> list[Step]:
+        audit.write_staged(self.session)
         records = self.session.scalars(select(AuditRecord).where(
             AuditRecord.subject_type == "case", AuditRecord.subject_id == str(self.case_id),
             AuditRecord.action == "case.transition").order_by(AuditRecord.id))
@@ -179,6 +182,7 @@ class CaseMachine(RuleBasedStateMachine):
 
     @invariant()
     def audit_trail_replays_to_the_status(self) -> None:
+        audit.write_staged(self.session)
         records = self.session.scalars(select(AuditRecord).where(
             AuditRecord.subject_type == "case", AuditRecord.subject_id == str(self.case_id),
             AuditRecord.action == "case.transition").order_by(AuditRecord.id))
