@@ -88,16 +88,21 @@ def _authenticate_person() -> Person:
     return Person(int(claims["sub"]), claims.get("usr", ""), claims["role"], claims.get("region"), claims.get("org"))
 
 
+def _authorize_person(roles: tuple[str, ...]) -> Person:
+    """The bearer of the request's token, if their role is one of `roles` (admin always is)."""
+    person = _authenticate_person()
+    if person.role != identity.Role.ADMIN and person.role not in roles:
+        raise Forbidden(f"role {person.role} may not do this")
+    return person
+
+
 def require_person(*roles: str) -> Callable[[F], F]:
     """Bearer-token people with one of `roles` (admin always allowed)."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            person = _authenticate_person()
-            if person.role != identity.Role.ADMIN and person.role not in roles:
-                raise Forbidden(f"role {person.role} may not do this")
-            g.person = person
+            g.person = _authorize_person(roles)
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -155,10 +160,7 @@ def station_or_person(*roles: str) -> Callable[[F], F]:
                 g.person = None
             else:
                 g.station = None
-                person = _authenticate_person()
-                if person.role != identity.Role.ADMIN and person.role not in roles:
-                    raise Forbidden(f"role {person.role} may not do this")
-                g.person = person
+                g.person = _authorize_person(roles)
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
