@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template_string, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
-from werkzeug.routing import IntegerConverter
 from sqlalchemy import text
+from werkzeug.routing import IntegerConverter
 
 from core import auth_api, registry_api
 from core import runtime as runtime_mod
 from core.settings import Settings
 from core.web import close_db, install_error_handlers, runtime
 from lantian import metrics
+
+log = logging.getLogger(__name__)
 
 
 def _blueprints() -> list[Any]:
@@ -52,6 +55,8 @@ class JSONProvider(DefaultJSONProvider):
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
+    if settings.secret_key == Settings.model_fields["secret_key"].default:
+        log.warning("LANTIAN_SECRET_KEY is not set: tokens are signed with a public default key")
     app = Flask("lantian", instance_relative_config=False)
     app.json = JSONProvider(app)
     app.url_map.converters["int"] = RowId
