@@ -53,8 +53,10 @@ class Policy(BaseSettings):
     judgement_run_length: int = 2
     judgement_window_months: int = 6
 
-    # Black smoke: a confirmed level strictly above this creates a violation.
+    # Black smoke: a confirmed level strictly above this creates a violation; the estimate
+    # is round(blackness / step), one Ringelmann level per 20% blackness.
     black_smoke_ringelmann_limit: int = 1
+    ringelmann_step: float = 0.2
 
     # I/M loop.
     notice_deadline_days: int = 15

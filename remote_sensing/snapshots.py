@@ -187,7 +187,7 @@ def image_file(snapshot: Snapshot, n: int, media_dir: str) -> tuple[Path, str]:
 # --- analysis ----------------------------------------------------------------------------
 
 
-def analyse(session: Session, snapshot_id: int, media_dir: str) -> bool:
+def analyse(session: Session, snapshot_id: int, media_dir: str, step: float) -> bool:
     """Estimate the Ringelmann level of each image and keep the highest; False if already done.
 
     The estimate is computed outside any lock and written only if no other run wrote one,
@@ -198,7 +198,7 @@ def analyse(session: Session, snapshot_id: int, media_dir: str) -> bool:
     if snapshot is None or snapshot.analysed_at is not None:
         return False
     estimates = [
-        ringelmann.estimate_from_bytes(image_path(media_dir, image["sha256"], image["format"]).read_bytes())
+        ringelmann.estimate_from_bytes(image_path(media_dir, image["sha256"], image["format"]).read_bytes(), step)
         for image in snapshot.images
     ]
     best = max(range(len(estimates)), key=lambda n: (estimates[n].level, estimates[n].blackness))

@@ -44,7 +44,7 @@ def analyse_snapshot(snapshot_id: int) -> bool:
     """
     rt = runtime.current()
     with rt.sessions() as session, session.begin():
-        return snapshots.analyse(session, snapshot_id, rt.settings.media_dir)
+        return snapshots.analyse(session, snapshot_id, rt.settings.media_dir, rt.settings.policy.ringelmann_step)
 
 
 def sweep() -> int:

@@ -128,7 +128,7 @@ def report(args: argparse.Namespace, work: Path) -> None:
         for pk in ids:
             t0 = time.perf_counter()
             with sessions() as s, s.begin():
-                assert snapshots.analyse(s, pk, settings.media_dir)
+                assert snapshots.analyse(s, pk, settings.media_dir, settings.policy.ringelmann_step)
             latencies.append(1000 * (time.perf_counter() - t0))
         rates.append(len(ids) / (time.perf_counter() - run_started))
     with sessions() as s:
