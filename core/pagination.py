@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, literal, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from core.errors import ApiError
@@ -52,10 +52,10 @@ def page(
     """One page of `stmt` ordered by (sort_col, id_col), newest first by default."""
     if cursor:
         key, last_id = decode_cursor(cursor)
-        if descending:
-            stmt = stmt.where(or_(sort_col < key, and_(sort_col == key, id_col < last_id)))
-        else:
-            stmt = stmt.where(or_(sort_col > key, and_(sort_col == key, id_col > last_id)))
+        # A row-value comparison is an index condition; the OR form is only a filter.
+        # The cursor's values are bound with the columns' own types (UTC datetimes stay UTC).
+        row, last = tuple_(sort_col, id_col), tuple_(literal(key, sort_col.type), literal(last_id, id_col.type))
+        stmt = stmt.where(row < last if descending else row > last)
     order = (sort_col.desc(), id_col.desc()) if descending else (sort_col.asc(), id_col.asc())
     rows = session.scalars(stmt.order_by(*order).limit(limit + 1)).all()
     if len(rows) <= limit:

@@ -147,6 +147,7 @@ class Listing(Base):
             postgresql_where=text("active"), sqlite_where=text("active"),
         ),
         Index("ix_listings_listed", "listed_at", "id"),
+        Index("ix_listings_subject", "subject_type", "subject_id", "listed_at", "id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     list_kind: Mapped[str] = mapped_column(String(16))  # blacklist | key_supervision

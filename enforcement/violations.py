@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -89,6 +89,7 @@ class ViolationFilter:
     source: str | None = None
     since: date | None = None
     until: date | None = None
+    tz: ZoneInfo | None = None  # with dates, also bounds detected_at so the time index applies
 
 
 def violations_query(f: ViolationFilter) -> Select[Any]:
@@ -103,10 +104,15 @@ def violations_query(f: ViolationFilter) -> Select[Any]:
             stmt = stmt.where(Vehicle.plate_color == f.plate_color)
     if f.source:
         stmt = stmt.where(Violation.source == f.source)
+    # detected_on is the rule; the equivalent detected_at range lets the list walk its index.
     if f.since:
         stmt = stmt.where(Violation.detected_on >= f.since)
+        if f.tz:
+            stmt = stmt.where(Violation.detected_at >= datetime.combine(f.since, time(), f.tz))
     if f.until:
         stmt = stmt.where(Violation.detected_on <= f.until)
+        if f.tz:
+            stmt = stmt.where(Violation.detected_at < datetime.combine(f.until + timedelta(days=1), time(), f.tz))
     return stmt
 
 

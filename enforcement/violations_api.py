@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from core import regions
 from core.errors import NotFound
 from core.pagination import page
-from core.web import current_person, db, require_person
+from core.web import current_person, db, require_person, runtime
 from enforcement import cases
 from enforcement.cases_api import READERS
 from enforcement.models import Violation
@@ -27,7 +27,7 @@ def list_violations(query: dict[str, Any]) -> dict[str, Any]:
     session = db()
     stmt = violations_query(ViolationFilter(
         scope=current_person().scope, plate=query["plate"], plate_color=query["plate_color"], region=query["region"],
-        source=query["source"], since=query["from_"], until=query["to"],
+        source=query["source"], since=query["from_"], until=query["to"], tz=runtime().tz,
     ))
     rows, cursor = page(session, stmt, Violation.detected_at, Violation.id, limit=query["limit"],
                         cursor=query["cursor"])
