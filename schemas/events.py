@@ -39,14 +39,19 @@ class ConditionsIn(Schema):
     pressure_kpa = StrictFloat(allow_none=True, validate=validate.Range(30, 120))
 
 
-class EventIn(Schema):
+class StationRecordIn(Schema):
+    """What every station record carries: its idempotency key, lane and plate read."""
+
     class Meta:
         unknown = EXCLUDE
 
     event_id = fields.String(required=True, validate=PRINTABLE_ID)
-    measured_at = AwareDateTime(required=True)
     lane = StrictInteger(allow_none=True, validate=validate.Range(1, 20))
     plate = fields.Nested(PlateIn, required=True)
+
+
+class EventIn(StationRecordIn):
+    measured_at = AwareDateTime(required=True)
     speed_kmh = StrictFloat(required=True, validate=validate.Range(0, 400))
     acceleration_ms2 = StrictFloat(required=True, validate=validate.Range(-30, 30))
     vsp_kw_t = StrictFloat(allow_none=True, validate=validate.Range(-200, 400))

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from schemas.common import PRINTABLE_ID, AwareDateTime, PageArgs, StrictInteger
-from schemas.events import PlateIn
+from schemas.common import AwareDateTime, PageArgs, StrictInteger
+from schemas.events import StationRecordIn
 
 SNAPSHOT_STATUSES = ("received", "pending_review", "confirmed", "rejected")
 RINGELMANN = validate.Range(0, 5)
 
 
-class SnapshotMetadataIn(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    event_id = fields.String(required=True, validate=PRINTABLE_ID)
+class SnapshotMetadataIn(StationRecordIn):
     captured_at = AwareDateTime(required=True)
-    lane = StrictInteger(allow_none=True, validate=validate.Range(1, 20))
-    plate = fields.Nested(PlateIn, required=True)
     camera_ringelmann = StrictInteger(allow_none=True, validate=RINGELMANN)
 
 
