@@ -7,7 +7,6 @@ the schemas, call a service with a `Session` and plain values, and serialise.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 from core import identity, regions
 from core.errors import ApiError, Forbidden, Unauthorized
 from core.runtime import Runtime
+from schemas.common import parse_json
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -176,19 +176,15 @@ class JsonParser(FlaskParser):
 
     def _raw_load_json(self, req: Any) -> Any:
         data = req.get_data(cache=True)
-        return webargs_core.parse_json(data) if data else webargs_core.missing
+        return parse_json(data) if data else webargs_core.missing
 
 
 Blueprint.ARGUMENTS_PARSER = JsonParser()
 
 
-def json_body() -> Any:
+def json_body(*, check_nul: bool = True) -> Any:
     """The raw JSON body: 400 when it is not JSON at all."""
-    data = request.get_data(cache=True)
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("the body is not valid JSON", code="malformed_json") from None
+    return parse_json(request.get_data(cache=True), check_nul=check_nul)
 
 
 def validation_fields(err: ValidationError) -> dict[str, Any]:

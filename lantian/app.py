@@ -14,9 +14,11 @@ from werkzeug.routing import IntegerConverter
 
 from core import auth_api, registry_api
 from core import runtime as runtime_mod
+from core.errors import ApiError
 from core.settings import Settings
 from core.web import close_db, install_error_handlers, runtime
 from lantian import metrics
+from schemas.common import NUL_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(review_page.bp)
     install_error_handlers(app)
     _body_limits(app, settings)
+    _refuse_nul(app)
     app.teardown_appcontext(close_db)
     metrics.install(app)
     _operations(app, api)
@@ -109,6 +112,22 @@ def _body_limits(app: Flask, settings: Settings) -> None:
             request.max_content_length = registry
         else:
             request.max_content_length = settings.max_body_bytes
+
+
+def _refuse_nul(app: Flask) -> None:
+    """NUL in a path, query or plain form cannot be stored (PostgreSQL text): refuse it up front.
+
+    JSON bodies are checked where they are parsed (`schemas.common.parse_json`); multipart
+    forms are left to their routes, which must read the raw body first for signatures.
+    """
+
+    @app.before_request
+    def _check() -> None:
+        texts = [request.path, *request.args.keys(), *request.args.values()]
+        if request.mimetype == "application/x-www-form-urlencoded":
+            texts += [*request.form.keys(), *request.form.values()]
+        if any("\x00" in t for t in texts):
+            raise ApiError(NUL_MESSAGE, code="nul_character")
 
 
 def _operations(app: Flask, api: Api) -> None:

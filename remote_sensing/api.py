@@ -44,7 +44,7 @@ def post_event() -> tuple[dict[str, Any], int]:
 @blp.doc(requestBody={"content": {"application/json": {"schema": BatchIn}}})
 @blp.response(200, BatchOut)
 def post_batch() -> dict[str, Any]:
-    body = json_body()
+    body = json_body(check_nul=False)  # each event is checked on its own: one bad event rejects no other
     settings = runtime().settings
     try:
         loaded = BatchIn().load(body if isinstance(body, dict) else {"events": None})

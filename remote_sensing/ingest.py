@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.db import insert_ignore_returning
 from core.queue import enqueue_after_commit
 from remote_sensing.models import Event
-from schemas.common import not_in_future
+from schemas.common import not_in_future, refuse_nul
 from schemas.events import EventIn
 
 RECEIVED, DUPLICATE, CONFLICT, INVALID = "received", "duplicate", "conflict", "invalid"
@@ -46,6 +46,7 @@ def validate_event(body: Any, future_tolerance_s: int) -> dict[str, Any]:
     """The loaded event, or ValidationError with marshmallow's field -> messages shape."""
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["an event must be a JSON object"]})
+    refuse_nul(body)
     data = _schema.load(body)
     not_in_future(data["measured_at"], future_tolerance_s, "measured_at")
     return data

@@ -9,7 +9,6 @@ so a committed snapshot always finds its files.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -24,14 +23,14 @@ from sqlalchemy.orm import Session
 
 from core import pagination, regions
 from core.db import insert_ignore, utcnow
-from core.errors import ApiError, Conflict, NotFound
+from core.errors import Conflict, NotFound
 from core.queue import enqueue_after_commit
 from core.settings import Settings
 from remote_sensing import ringelmann
 from remote_sensing.images import ImageInfo, ImageRejected, inspect_image
 from remote_sensing.ingest import body_hash
 from remote_sensing.models import PENDING_REVIEW, RECEIVED, REVIEWED, Snapshot
-from schemas.common import not_in_future
+from schemas.common import not_in_future, parse_json
 from schemas.snapshots import SnapshotMetadataIn
 
 ANALYSE_JOB = "workers.jobs.analyse_snapshot"
@@ -100,10 +99,7 @@ def receive(
 def _parse_metadata(metadata: str | bytes | None) -> Any:
     if metadata is None:
         return None
-    try:
-        return json.loads(metadata)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("the metadata part is not valid JSON", code="malformed_json") from None
+    return parse_json(metadata, "the metadata part")
 
 
 def _validate_metadata(body: Any, future_tolerance_s: int) -> dict[str, Any]:

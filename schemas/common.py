@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from core.errors import ApiError
+
 REGION = validate.Regexp(r"^\d{6}$", error="must be a 6-digit administrative region code")
 PRINTABLE_ID = validate.Regexp(r"^[\x21-\x7e]{1,100}$", error="must be 1 to 100 printable ASCII characters")
+
+
+NUL_MESSAGE = "text must not contain NUL (U+0000) characters"
+
+
+def has_nul(value: Any) -> bool:
+    """Whether any string in a parsed JSON value (keys included) holds U+0000.
+
+    PostgreSQL can store NUL neither in text nor in JSONB, so such input is refused at the
+    edge instead of failing deep inside a transaction.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+def refuse_nul(value: Any) -> None:
+    if has_nul(value):
+        raise ValidationError({"_schema": [NUL_MESSAGE]})
+
+
+def parse_json(data: str | bytes, what: str = "the body", *, check_nul: bool = True) -> Any:
+    """A request body or part as JSON: 400 when it is not JSON, 422 when it holds NUL characters
+    (unless the caller checks its items one by one, as a batch does)."""
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(f"{what} is not valid JSON", code="malformed_json") from None
+    if check_nul:
+        refuse_nul(value)
+    return value
 
 
 class StrictFloat(fields.Float):

@@ -227,3 +227,16 @@ def test_batch_over_500_is_422_and_stores_nothing(app, station):
 @pytest.mark.parametrize("body", [{}, {"events": []}, {"events": "x"}, []])
 def test_batch_shape_errors_422(app, station, body):
     assert station.post_json(EVENTS + "/batch", body).status_code == 422
+
+
+def test_nul_characters_are_refused_not_stored(app, station, stored, client):
+    body = event("nul")
+    body["plate"]["number"] = "苏B\u000012345"
+    r = station.post_json(EVENTS, body)
+    assert r.status_code == 422 and error_of(r)["code"] == "validation_error"
+    batch = station.post_json(EVENTS + "/batch", {"events": [body, event("fine")]})
+    assert [x["status"] for x in batch.get_json()["results"]] == ["invalid", "received"]
+    assert snapshot(app)[:-1] == stored
+    assert client.post("/api/v1/auth/token", json={"username": "a\u0000b", "password": "x"}).status_code == 422
+    assert client.get("/api/v1/vehicles/%E8%8B%8FB%0012345").status_code == 400
+    assert client.get("/api/v1/violations?plate=%00").status_code == 400
