@@ -110,7 +110,3 @@ class Settings(BaseSettings):
     judge_batch_size: int = 500
 
     policy: Policy = Field(default_factory=Policy)
-
-    @property
-    def jobs_inline(self) -> bool:
-        return not self.redis_url

@@ -73,10 +73,6 @@ def current_person() -> Person:
     return g.person
 
 
-def current_station() -> identity.Station:
-    return g.station
-
-
 def _authenticate_person() -> Person:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

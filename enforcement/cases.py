@@ -146,10 +146,6 @@ def is_overdue(case: Case, today: date) -> bool:
     return case.status != "closed" and case.deadline_on is not None and today > case.deadline_on
 
 
-def overdue_vehicle_ids(session: Session, today: date) -> list[int]:
-    return list(session.scalars(select(Case.vehicle_id).where(overdue_clause(today))))
-
-
 def cases_query(
     *, scope: str | None, today: date, status: str | None = None, overdue: bool | None = None,
     region: str | None = None,

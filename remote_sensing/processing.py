@@ -35,11 +35,9 @@ class Judged:
     pollutants: list[str]
 
 
-def claim_pending(session: Session, limit: int, ids: Sequence[int] | None = None) -> list[Event]:
+def claim_pending(session: Session, limit: int) -> list[Event]:
     """Lock up to `limit` waiting events; concurrent judges skip each other's rows."""
     query = select(Event).where(Event.status == RECEIVED).order_by(Event.id).limit(limit)
-    if ids is not None:
-        query = query.where(Event.id.in_(ids))
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True)
     return list(session.scalars(query))

@@ -14,8 +14,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from core import plates
-from core import audit
+from core import audit, plates
 from core.audit import AuditRecord
 from core.errors import Conflict, Forbidden, NotFound
 from core.registry import Vehicle

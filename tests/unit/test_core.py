@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -65,7 +65,7 @@ def test_cursor_round_trip(key, row_id):
 
 
 def test_cursor_with_datetime_round_trip():
-    t = datetime(2026, 11, 22, 0, 15, 30, 123, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 22, 0, 15, 30, 123, tzinfo=UTC)
     assert decode_cursor(encode_cursor(t, 7)) == (t, 7)
 
 
@@ -78,7 +78,7 @@ def test_foreign_cursor_is_a_client_error(bad):
 def _chain(n: int) -> list[audit.AuditRecord]:
     records, prev = [], audit.GENESIS
     for i in range(n):
-        r = audit.AuditRecord(id=i + 1, at=datetime(2026, 1, 1, tzinfo=timezone.utc), actor="a", action="x",
+        r = audit.AuditRecord(id=i + 1, at=datetime(2026, 1, 1, tzinfo=UTC), actor="a", action="x",
                               subject_type="case", subject_id=str(i), reason=None, data={"i": i}, prev_hash=prev)
         r.hash = audit._digest(r)
         prev = r.hash
