@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -10,7 +11,7 @@ from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Unique
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core import plates
-from core.db import Base, BigId, UTCDateTime, utcnow
+from core.db import Base, BigId, UTCDateTime, is_postgres, utcnow
 
 FUEL_TYPES = ("gasoline", "diesel", "gas", "hybrid", "electric")
 PLATE_COLORS = ("blue", "yellow", "green", "yellow_green", "white", "black")
@@ -143,3 +144,14 @@ def find_vehicle(session: Session, plate: str, plate_color: str | None) -> Vehic
     rows = list(session.scalars(query))
     registered = [v for v in rows if v.registered] or rows
     return registered[0] if len(registered) == 1 else None
+
+
+def lock_vehicles(session: Session, vehicle_ids: Iterable[int]) -> None:
+    """Serialise everything that judges, counts or transitions for these vehicles.
+
+    Always in id order, so two transactions locking overlapping sets cannot deadlock;
+    SQLite already serialises writers.
+    """
+    ids = sorted(set(vehicle_ids))
+    if ids and is_postgres(session):
+        session.execute(select(Vehicle.id).where(Vehicle.id.in_(ids)).order_by(Vehicle.id).with_for_update())

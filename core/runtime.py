@@ -24,6 +24,8 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    # For requests that write with a single statement: no BEGIN and no COMMIT round trips.
+    autocommit_sessions: sessionmaker[Session]
     redis: Any | None  # raw-bytes client, as RQ requires
     rq_queue: Any | None
     pid: int
@@ -36,18 +38,20 @@ class Runtime:
 def build(settings: Settings) -> Runtime:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    audit.install(sessions)
+    autocommit_sessions = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     redis = rq_queue = None
+    dispatcher: queue.Dispatcher = queue.InlineDispatcher()
     if settings.redis_url:
         from redis import Redis
         from rq import Queue
 
         redis = Redis.from_url(settings.redis_url)
         rq_queue = Queue(settings.queue_name, connection=redis, serializer="rq.serializers.JSONSerializer")
-        queue.install(sessions, queue.RQDispatcher(rq_queue))
-    else:
-        queue.install(sessions, queue.InlineDispatcher())
-    return Runtime(settings, engine, sessions, redis, rq_queue, os.getpid())
+        dispatcher = queue.RQDispatcher(rq_queue)
+    for factory in (sessions, autocommit_sessions):
+        audit.install(factory)
+        queue.install(factory, dispatcher)
+    return Runtime(settings, engine, sessions, autocommit_sessions, redis, rq_queue, os.getpid())
 
 
 _current: Runtime | None = None

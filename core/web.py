@@ -17,6 +17,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser
@@ -38,8 +39,22 @@ def runtime() -> Runtime:
 def db() -> Session:
     """The request's session (closed at teardown); services commit through it."""
     if "db" not in g:
-        g.db = runtime().sessions()
+        rt = runtime()
+        g.db = rt.autocommit_sessions() if g.get("single_statement") else rt.sessions()
     return g.db
+
+
+def single_statement(view: F) -> F:
+    """For a view whose only write is one statement (atomic by itself): its session runs in
+    autocommit, saving the BEGIN and COMMIT round trips. Place it above the auth decorator
+    so the station or person lookup shares that session."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.single_statement = True
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def close_db(_exc: BaseException | None = None) -> None:
@@ -178,9 +193,9 @@ class JsonParser(FlaskParser):
 Blueprint.ARGUMENTS_PARSER = JsonParser()
 
 
-def json_body(*, check_nul: bool = True) -> Any:
+def json_body(*, check_text: bool = True) -> Any:
     """The raw JSON body: 400 when it is not JSON at all."""
-    return parse_json(request.get_data(cache=True), check_nul=check_nul)
+    return parse_json(request.get_data(cache=True), check_text=check_text)
 
 
 def validation_fields(err: ValidationError) -> dict[str, Any]:
@@ -230,6 +245,15 @@ def install_error_handlers(app: Flask) -> None:
                 fields.update(per_location if isinstance(per_location, dict) else {"_schema": per_location})
             return error_response(422, "validation_error", "the request is not valid", fields)
         return error_response(status, _HTTP_CODES.get(status, "http_error"), err.description or err.name)
+
+    @app.errorhandler(DBAPIError)
+    def _database(err: DBAPIError) -> Response:
+        if err.connection_invalidated:  # the pool already replaced the connection: a retry works
+            log.warning("database connection lost: %s", err.orig)
+            response = error_response(503, "database_unavailable", "the database connection was lost; retry")
+            response.headers["Retry-After"] = "1"
+            return response
+        return _unexpected(err)
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Response:

@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, Select, and_, not_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from core import audit, regions, registry
-from core.db import is_postgres, utcnow
+from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from core.identity import Role
 from core.registry import Vehicle
@@ -161,7 +161,7 @@ def cases_query(
 
 
 def open_case_of(session: Session, vehicle_id: int) -> Case | None:
-    return session.scalar(select(Case).where(Case.vehicle_id == vehicle_id, Case.status != "closed"))
+    return open_cases_of(session, [vehicle_id]).get(vehicle_id)
 
 
 def visible_case(session: Session, case_id: int, scope: str | None) -> Case:
@@ -175,10 +175,13 @@ def visible_case(session: Session, case_id: int, scope: str | None) -> Case:
 # --- opening -----------------------------------------------------------------------------
 
 
-def lock_vehicle(session: Session, vehicle_id: int) -> None:
-    """Serialise everything that counts or transitions for one vehicle."""
-    if is_postgres(session):
-        session.execute(select(Vehicle.id).where(Vehicle.id == vehicle_id).with_for_update())
+def open_cases_of(session: Session, vehicle_ids: Iterable[int]) -> dict[int, Case]:
+    """The open case of each of these vehicles that has one."""
+    ids = sorted(set(vehicle_ids))
+    if not ids:
+        return {}
+    query = select(Case).where(Case.vehicle_id.in_(ids), Case.status != "closed")
+    return {c.vehicle_id: c for c in session.scalars(query)}
 
 
 def open_or_join(session: Session, vehicle: Vehicle, violation: Violation, *, actor: str) -> Case:
@@ -230,7 +233,7 @@ def transition(session: Session, case: Case, step: Step, record: Any, *, actor: 
 
 def _locked_case(session: Session, case_id: int, scope: str | None) -> Case:
     case = visible_case(session, case_id, scope)
-    lock_vehicle(session, case.vehicle_id)
+    registry.lock_vehicles(session, [case.vehicle_id])
     session.refresh(case)  # re-read under the lock: another transaction may have moved it
     return case
 
@@ -239,7 +242,7 @@ def _locked_open_case(session: Session, plate: str, plate_color: str, scope: str
     vehicle = registry.find_vehicle(session, plate, plate_color)
     if vehicle is None:
         raise NotFound("no such vehicle", code="vehicle_not_found")
-    lock_vehicle(session, vehicle.id)
+    registry.lock_vehicles(session, [vehicle.id])
     case = open_case_of(session, vehicle.id)
     if case is None or not regions.contains(scope, case.region):
         raise NotFound("the vehicle has no open case", code="no_open_case")

@@ -1,7 +1,7 @@
 """Strikes, blacklists and key supervision, evaluated in the violation's own transaction.
 
 Every listing is a function of the stored facts (strikes, violations, registry), so the
-incremental path (`on_violation`, `refresh_registry_listings`) and `recompute` share one
+incremental path (`on_violations`, `refresh_registry_listings`) and `recompute` share one
 evaluation per subject, `_evaluate_vehicle` and `_evaluate_fleet`, and reach the same
 state whatever order violations arrive in. An evaluation never removes an entry: it creates
 missing ones and updates the evidence of active ones; an entry stays until a person delists it,
@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select, union
+from sqlalchemy import delete, func, or_, select, tuple_, union
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.db import insert_ignore, is_postgres, utcnow
+from core.db import insert_ignore, insert_ignore_returning, is_postgres, utcnow
 from core.plates import mask_plate
 from core.registry import Fleet, Vehicle
 from core.settings import Policy
@@ -100,25 +99,35 @@ def lacks_remote_obd(fuel_type: str | None, category: str | None, remote_obd: bo
 # --- strikes ------------------------------------------------------------------------------
 
 
-def _record_strike(session: Session, violation: Violation) -> None:
-    """One strike per vehicle and local day, held by the day's earliest detected violation.
+def _record_strikes(session: Session, violations: Sequence[Violation]) -> set[int]:
+    """One strike per vehicle and local day, held by the day's earliest detected violation;
+    answers the vehicles whose strikes changed.
 
     Keeping the earliest (not the first to arrive) makes the strike independent of upload order.
     """
-    # The row count of ON CONFLICT DO NOTHING is not reliable under psycopg (-1), so read back.
-    insert_ignore(
+    earliest: dict[tuple[int, date], Violation] = {}
+    for v in violations:
+        key = (v.vehicle_id, v.detected_on)
+        if key not in earliest or (v.detected_at, v.id) < (earliest[key].detected_at, earliest[key].id):
+            earliest[key] = v
+    inserted = insert_ignore_returning(
         session, Strike.__table__,
-        [{"vehicle_id": violation.vehicle_id, "day": violation.detected_on, "violation_id": violation.id}],
-        ["vehicle_id", "day"],
+        [{"vehicle_id": vid, "day": day, "violation_id": v.id} for (vid, day), v in earliest.items()],
+        ["vehicle_id", "day"], [Strike.vehicle_id],
     )
-    strike = session.scalars(
-        select(Strike).where(Strike.vehicle_id == violation.vehicle_id, Strike.day == violation.detected_on)
-    ).one()
-    if strike.violation_id == violation.id:
-        return
-    holder = session.get(Violation, strike.violation_id)
-    if holder is None or (violation.detected_at, violation.id) < (holder.detected_at, holder.id):
-        strike.violation_id = violation.id
+    changed = {vehicle_id for (vehicle_id,) in inserted}
+    strikes = session.scalars(select(Strike).where(
+        tuple_(Strike.vehicle_id, Strike.day).in_(sorted(earliest)),
+        Strike.violation_id.not_in([v.id for v in earliest.values()]),
+    )).all()
+    held = select(Violation).where(Violation.id.in_([s.violation_id for s in strikes]))
+    holders = {v.id: v for v in session.scalars(held)}
+    for strike in strikes:
+        new, holder = earliest[(strike.vehicle_id, strike.day)], holders.get(strike.violation_id)
+        if holder is None or (new.detected_at, new.id) < (holder.detected_at, holder.id):
+            strike.violation_id = new.id
+            changed.add(strike.vehicle_id)
+    return changed
 
 
 # --- writing entries ----------------------------------------------------------------------
@@ -256,20 +265,30 @@ def _evaluate_fleet(session: Session, fleet: Fleet, year: int, policy: Policy, o
         out.kept.add(entry.id)
 
 
-def on_violation(session: Session, violation: Violation, vehicle: Vehicle, policy: Policy, tz: ZoneInfo) -> None:
-    """Count the strike and list the vehicle or its fleet when a rule is met.
+def on_violations(session: Session, made: Sequence[tuple[Violation, Vehicle]], policy: Policy) -> None:
+    """Count the strikes and list the vehicles or their fleets where a rule is met.
 
-    The caller holds the vehicle lock; the fleet row is locked here before counting, so
+    Each vehicle whose strikes changed and each fleet-year concerned is evaluated once, after
+    all the strikes: evaluations are functions of the stored facts (a vehicle's: its strikes
+    and its registry data, whose changes `refresh_registry_listings` follows), so once is
+    the same as once per violation.
+    The caller holds the vehicle locks; the fleet rows are locked here before counting, so
     two workers never list a fleet twice nor both miss the crossing.
     """
-    _record_strike(session, violation)
+    if not made:
+        return
+    struck = _record_strikes(session, [violation for violation, _ in made])
     out = Outcome.empty()
-    _evaluate_vehicle(session, vehicle, policy, out, SYSTEM)
-    if vehicle.fleet_id is not None:
-        _lock(session, Fleet, [vehicle.fleet_id])
-        fleet = session.get(Fleet, vehicle.fleet_id)
+    vehicles = {vehicle.id: vehicle for _, vehicle in made}
+    for vehicle_id in sorted(struck):  # a vehicle whose strikes did not change keeps its entries
+        _evaluate_vehicle(session, vehicles[vehicle_id], policy, out, SYSTEM)
+    fleet_years = sorted({(vehicle.fleet_id, violation.detected_on.year)
+                          for violation, vehicle in made if vehicle.fleet_id is not None})
+    _lock(session, Fleet, [fleet_id for fleet_id, _ in fleet_years])
+    for fleet_id, year in fleet_years:
+        fleet = session.get(Fleet, fleet_id)
         if fleet is not None:
-            _evaluate_fleet(session, fleet, violation.detected_on.year, policy, out, SYSTEM)
+            _evaluate_fleet(session, fleet, year, policy, out, SYSTEM)
 
 
 def _fleet_years(session: Session, fleet_ids: Iterable[int]) -> list[tuple[int, int]]:

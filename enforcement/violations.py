@@ -12,13 +12,70 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.db import insert_ignore, utcnow
-from core.registry import Vehicle
+from core.db import insert_ignore_returning, utcnow
+from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
 from enforcement import cases, listings
-from enforcement.cases import lock_vehicle
 from enforcement.models import Violation
 from remote_sensing.processing import Judged
+
+
+@dataclass(frozen=True)
+class NewViolation:
+    """What a source found: `source_ref` names its record, so a retry makes no second violation."""
+
+    vehicle: Vehicle
+    source: str
+    source_ref: str
+    detected_at: datetime
+    details: dict[str, Any]
+
+
+def record_violations(
+    session: Session, items: Sequence[NewViolation], *, policy: Policy, tz: ZoneInfo, actor: str
+) -> list[Violation | None]:
+    """Insert each violation unless its source record already made one (None in its place).
+
+    Each new violation opens or joins its vehicle's case; then strikes are counted and the
+    vehicles and fleets concerned are evaluated once for the whole set, in a fixed number
+    of statements however many violations a judge's batch brings.
+    """
+    if not items:
+        return []
+    lock_vehicles(session, {item.vehicle.id for item in items})
+    inserted = insert_ignore_returning(
+        session, Violation.__table__,
+        [{
+            "vehicle_id": item.vehicle.id, "source": item.source, "source_ref": item.source_ref,
+            "detected_at": item.detected_at, "detected_on": item.detected_at.astimezone(tz).date(),
+            "region": item.vehicle.region, "details": item.details, "created_at": utcnow(),
+        } for item in items],
+        ["source", "source_ref"], [Violation.id, Violation.source, Violation.source_ref],
+    )
+    if not inserted:
+        return [None] * len(items)
+    ids = {(source, ref): pk for pk, source, ref in inserted}
+    loaded = {v.id: v for v in session.scalars(select(Violation).where(Violation.id.in_(ids.values())))}
+    made: list[Violation | None] = []
+    for item in items:
+        pk = ids.pop((item.source, item.source_ref), None)  # a key given twice is made once
+        made.append(loaded[pk] if pk is not None else None)
+
+    new = [(violation, item.vehicle) for violation, item in zip(made, items, strict=True) if violation is not None]
+    open_cases = cases.open_cases_of(session, {vehicle.id for _, vehicle in new})
+    for violation, vehicle in new:
+        if vehicle.id not in open_cases:
+            open_cases[vehicle.id] = cases.open_or_join(session, vehicle, violation, actor=actor)
+        violation.case_id = open_cases[vehicle.id].id
+    listings.on_violations(session, new, policy)
+    for violation, vehicle in new:
+        audit.append(
+            session, actor=actor, action="violation.recorded", subject_type="violation", subject_id=violation.id,
+            data={"vehicle_id": vehicle.id, "source": violation.source, "source_ref": violation.source_ref,
+                  "case_id": violation.case_id},
+        )
+    session.flush()
+    return made
 
 
 def record_violation(
@@ -33,46 +90,24 @@ def record_violation(
     tz: ZoneInfo,
     actor: str,
 ) -> Violation | None:
-    """Insert the violation unless this source record already made one; None when it did."""
-    lock_vehicle(session, vehicle.id)
-    inserted = insert_ignore(
-        session, Violation.__table__,
-        [{
-            "vehicle_id": vehicle.id, "source": source, "source_ref": source_ref, "detected_at": detected_at,
-            "detected_on": detected_at.astimezone(tz).date(), "region": vehicle.region, "details": details,
-            "created_at": utcnow(),
-        }],
-        ["source", "source_ref"],
-    )
-    if not inserted:
-        return None
-    violation = session.scalars(
-        select(Violation).where(Violation.source == source, Violation.source_ref == source_ref)
-    ).one()
-    case = cases.open_or_join(session, vehicle, violation, actor=actor)
-    violation.case_id = case.id
-    listings.on_violation(session, violation, vehicle, policy, tz)
-    audit.append(
-        session, actor=actor, action="violation.recorded", subject_type="violation", subject_id=violation.id,
-        data={"vehicle_id": vehicle.id, "source": source, "source_ref": source_ref, "case_id": case.id},
-    )
-    session.flush()
-    return violation
+    """One violation (a supervisory test, a confirmed snapshot); None when its record already made one."""
+    item = NewViolation(vehicle, source, source_ref, detected_at, details)
+    return record_violations(session, [item], policy=policy, tz=tz, actor=actor)[0]
 
 
 def record_remote_sensing(session: Session, judged: Sequence[Judged], policy: Policy, tz: ZoneInfo) -> list[Violation]:
-    made = []
-    for item in judged:
-        violation = record_violation(
-            session, vehicle=item.vehicle, source="remote_sensing", source_ref=str(item.event.id),
-            detected_at=item.event.measured_at,
-            details={"event_id": item.event.id, "pollutants": item.pollutants, "policy": item.event.policy_digest},
-            policy=policy, tz=tz, actor="system:judge",
-        )
+    """The violations of a judge's batch; each judged event gets the id of the violation it made."""
+    made = record_violations(
+        session,
+        [NewViolation(item.vehicle, "remote_sensing", str(item.event.id), item.event.measured_at,
+                      {"event_id": item.event.id, "pollutants": item.pollutants, "policy": item.event.policy_digest})
+         for item in judged],
+        policy=policy, tz=tz, actor="system:judge",
+    )
+    for item, violation in zip(judged, made, strict=True):
         if violation is not None:
             item.event.violation_id = violation.id
-            made.append(violation)
-    return made
+    return [v for v in made if v is not None]
 
 
 # --- reading -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from core.errors import ApiError
 from core.settings import Settings
 from core.web import close_db, install_error_handlers, runtime
 from lantian import metrics
-from schemas.common import NUL_MESSAGE
+from schemas.common import UNSTORABLE_MESSAGE, has_unstorable
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(review_page.bp)
     install_error_handlers(app)
     _body_limits(app, settings)
-    _refuse_nul(app)
+    _refuse_unstorable(app)
     app.teardown_appcontext(close_db)
     metrics.install(app)
     _operations(app, api)
@@ -114,7 +114,7 @@ def _body_limits(app: Flask, settings: Settings) -> None:
             request.max_content_length = settings.max_body_bytes
 
 
-def _refuse_nul(app: Flask) -> None:
+def _refuse_unstorable(app: Flask) -> None:
     """NUL in a path, query or plain form cannot be stored (PostgreSQL text): refuse it up front.
 
     JSON bodies are checked where they are parsed (`schemas.common.parse_json`); multipart
@@ -126,8 +126,8 @@ def _refuse_nul(app: Flask) -> None:
         texts = [request.path, *request.args.keys(), *request.args.values()]
         if request.mimetype == "application/x-www-form-urlencoded":
             texts += [*request.form.keys(), *request.form.values()]
-        if any("\x00" in t for t in texts):
-            raise ApiError(NUL_MESSAGE, code="nul_character")
+        if has_unstorable(texts):
+            raise ApiError(UNSTORABLE_MESSAGE, code="nul_character")
 
 
 def _operations(app: Flask, api: Api) -> None:

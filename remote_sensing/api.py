@@ -12,7 +12,7 @@ from sqlalchemy import select
 from core.errors import Conflict, Forbidden, NotFound
 from core.identity import Role, Station
 from core.registry import Vehicle
-from core.web import db, json_body, require_station, runtime, station_or_person, validation_fields
+from core.web import db, json_body, require_station, runtime, single_statement, station_or_person, validation_fields
 from remote_sensing import ingest
 from remote_sensing.models import Event, PolicyRecord
 from schemas.events import Accepted, BatchIn, BatchOut, EventIn, EventOut
@@ -21,6 +21,7 @@ blp = Blueprint("remote_sensing", __name__, url_prefix="/api/v1/remote-sensing",
 
 
 @blp.post("/events")
+@single_statement
 @require_station("remote_sensing")
 @blp.doc(requestBody={"content": {"application/json": {"schema": EventIn}}})
 @blp.response(202, Accepted)
@@ -44,7 +45,7 @@ def post_event() -> tuple[dict[str, Any], int]:
 @blp.doc(requestBody={"content": {"application/json": {"schema": BatchIn}}})
 @blp.response(200, BatchOut)
 def post_batch() -> dict[str, Any]:
-    body = json_body(check_nul=False)  # each event is checked on its own: one bad event rejects no other
+    body = json_body(check_text=False)  # each event is checked on its own: one bad event rejects no other
     settings = runtime().settings
     try:
         loaded = BatchIn().load(body if isinstance(body, dict) else {"events": None})

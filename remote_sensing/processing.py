@@ -18,29 +18,80 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from core import plates
-from core.db import insert_ignore, is_postgres, upsert, utcnow
+from core.db import insert_ignore, is_postgres, update_many, upsert, utcnow
 from core.identity import Station, station_calibrated
-from core.registry import Vehicle
+from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
 from remote_sensing import judgement, limits, validity
 from remote_sensing.models import PROCESSED, RECEIVED, Event, PolicyRecord, VehicleRuns
+
+# The verdict columns of rs_events, written by the judge in one statement per batch.
+VERDICT_COLUMNS = (
+    "status", "processed_at", "valid", "reasons", "verdict", "exceeded", "fuel_type", "plate_read", "plate_match",
+    "vehicle_id", "runs", "judged", "warnings", "limits", "policy_digest", "violation_id",
+)
+
+
+@dataclass(slots=True, eq=False)
+class EventRow:
+    """An event as the judge reads and writes it: plain values, no ORM unit of work.
+
+    A batch touches hundreds of events; as ORM entities each verdict cost ~15 instrumented
+    attribute sets and its own flushed UPDATE. As rows they are written back together.
+    """
+
+    id: int
+    station_id: int
+    measured_at: datetime
+    payload: dict[str, Any]
+    status: str = RECEIVED
+    processed_at: datetime | None = None
+    valid: bool | None = None
+    reasons: list[str] | None = None
+    verdict: str | None = None
+    exceeded: list[str] | None = None
+    fuel_type: str | None = None
+    plate_read: str | None = None
+    plate_match: str | None = None
+    vehicle_id: int | None = None
+    runs: dict[str, Any] | None = None
+    judged: list[str] | None = None
+    warnings: list[str] | None = None
+    limits: dict[str, float] | None = None
+    policy_digest: str | None = None
+    violation_id: int | None = None
+
+    def verdict_values(self) -> dict[str, Any]:
+        return {"id": self.id, **{name: getattr(self, name) for name in VERDICT_COLUMNS}}
 
 
 @dataclass(frozen=True)
 class Judged:
     """An event whose measurement completed a run: the enforcement floor records a violation."""
 
-    event: Event
+    event: EventRow
     vehicle: Vehicle
     pollutants: list[str]
 
 
-def claim_pending(session: Session, limit: int) -> list[Event]:
+@dataclass
+class Batch:
+    """What one transaction of the judge decided: every event it wrote a verdict to (the
+    claimed ones and any later ones a late upload re-judged) and the runs it completed."""
+
+    events: dict[int, EventRow]
+    judged: list[Judged]
+
+
+def claim_pending(session: Session, limit: int) -> list[EventRow]:
     """Lock up to `limit` waiting events; concurrent judges skip each other's rows."""
-    query = select(Event).where(Event.status == RECEIVED).order_by(Event.id).limit(limit)
+    query = (
+        select(Event.id, Event.station_id, Event.measured_at, Event.payload)
+        .where(Event.status == RECEIVED).order_by(Event.id).limit(limit)
+    )
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    return [EventRow(*row) for row in session.execute(query)]
 
 
 def ensure_policy(session: Session, policy: Policy) -> str:
@@ -117,31 +168,12 @@ def match_plate(session: Session, raw: str, color: str, trusted: bool, region: s
     return match_plates(session, [PlateRead(raw, color, trusted, region)])[0]
 
 
-def previous_runs(session: Session, vehicle_id: int, before: datetime, event_id: int) -> dict[str, Any] | None:
-    """Run state after the vehicle's latest earlier valid, judged measurement."""
-    query = (
-        select(Event.runs)
-        .where(
-            Event.vehicle_id == vehicle_id,
-            Event.status == PROCESSED,
-            Event.runs.is_not(None),
-            Event.id != event_id,
-            Event.measured_at <= before,
-        )
-        .order_by(Event.measured_at.desc(), Event.id.desc())
-        .limit(1)
-    )
-    return session.scalar(query)
+def judge_events(session: Session, events: list[EventRow], policy: Policy, tz: ZoneInfo) -> Batch:
+    """Verdicts for a claimed batch, in a handful of set-based statements.
 
-
-def _lock_vehicles(session: Session, vehicle_ids: set[int]) -> None:
-    """Serialise judges per vehicle, always in id order so two batches cannot deadlock."""
-    if vehicle_ids and is_postgres(session):
-        session.execute(select(Vehicle.id).where(Vehicle.id.in_(sorted(vehicle_ids))).order_by(Vehicle.id).with_for_update())
-
-
-def judge_events(session: Session, events: list[Event], policy: Policy, tz: ZoneInfo) -> list[Judged]:
-    """Verdicts for a claimed batch, in a handful of set-based statements."""
+    The verdicts stay in memory until `save_verdicts`, so the violations the batch makes
+    can be linked to their events before the one write.
+    """
     digest = ensure_policy(session, policy)
     stations = {s.id: s for s in session.scalars(select(Station).where(Station.id.in_({e.station_id for e in events})))}
     reads = [
@@ -151,15 +183,18 @@ def judge_events(session: Session, events: list[Event], policy: Policy, tz: Zone
     ]
     matches = dict(zip((e.id for e in events), match_plates(session, reads), strict=True))
     vehicle_ids = {m.vehicle.id for m in matches.values() if m.vehicle is not None}
-    _lock_vehicles(session, vehicle_ids)
-    state = RunState.load(session, vehicle_ids)
-
-    judged: list[Judged] = []
+    lock_vehicles(session, vehicle_ids)
+    judge = _Judge(session, RunState.load(session, vehicle_ids), policy, tz)
     for event in sorted(events, key=lambda e: (e.measured_at, e.id)):
-        judged += _judge_one(session, event, stations[event.station_id], matches[event.id], state, policy, tz)
         event.policy_digest = digest
-    state.save(session)
-    return judged
+        judge.judge(event, stations[event.station_id], matches[event.id])
+    judge.state.save(session)
+    return Batch(judge.events, judge.judged)
+
+
+def save_verdicts(session: Session, batch: Batch) -> None:
+    """Write every verdict of the batch back in one statement."""
+    update_many(session, Event.__table__, [event.verdict_values() for event in batch.events.values()])
 
 
 @dataclass(frozen=True)
@@ -180,10 +215,13 @@ class RunState:
     def load(cls, session: Session, vehicle_ids: set[int]) -> RunState:
         if not vehicle_ids:
             return cls({})
-        rows = session.scalars(select(VehicleRuns).where(VehicleRuns.vehicle_id.in_(vehicle_ids)))
-        return cls({r.vehicle_id: Latest(r.measured_at, r.event_id, r.runs) for r in rows})
+        rows = session.execute(
+            select(VehicleRuns.vehicle_id, VehicleRuns.measured_at, VehicleRuns.event_id, VehicleRuns.runs)
+            .where(VehicleRuns.vehicle_id.in_(vehicle_ids))
+        )
+        return cls({vehicle_id: Latest(*rest) for vehicle_id, *rest in rows})
 
-    def is_latest(self, vehicle_id: int, event: Event) -> bool:
+    def is_latest(self, vehicle_id: int, event: EventRow) -> bool:
         last = self.latest.get(vehicle_id)
         return last is None or (event.measured_at, event.id) > (last.measured_at, last.event_id)
 
@@ -191,7 +229,7 @@ class RunState:
         last = self.latest.get(vehicle_id)
         return last.runs if last else None
 
-    def record(self, vehicle_id: int, event: Event) -> None:
+    def record(self, vehicle_id: int, event: EventRow) -> None:
         self.latest[vehicle_id] = Latest(event.measured_at, event.id, event.runs or {})
         self.touched.add(vehicle_id)
 
@@ -204,10 +242,95 @@ class RunState:
         upsert(session, VehicleRuns.__table__, rows, ["vehicle_id"])
 
 
-def _judge_one(
-    session: Session, event: Event, station: Station, match: PlateMatch, state: RunState, policy: Policy,
-    tz: ZoneInfo,
-) -> list[Judged]:
+class _Judge:
+    """Judges one batch's events in measurement order, keeping every verdict in memory.
+
+    The database holds the verdicts of earlier batches only: where a late upload needs a
+    vehicle's history, this batch's own verdicts are merged over what the database says.
+    """
+
+    def __init__(self, session: Session, state: RunState, policy: Policy, tz: ZoneInfo) -> None:
+        self.session, self.state, self.policy, self.tz = session, state, policy, tz
+        self.events: dict[int, EventRow] = {}
+        self.judged: list[Judged] = []
+        self.runs_by_vehicle: dict[int, list[EventRow]] = {}  # judged here, with run state
+
+    def judge(self, event: EventRow, station: Station, match: PlateMatch) -> None:
+        self.events[event.id] = event
+        vehicle = _apply_verdict(event, station, match, self.policy, self.tz)
+        if vehicle is None:
+            return
+        if self.state.is_latest(vehicle.id, event):
+            self._advance(event, vehicle, self.state.runs_of(vehicle.id))
+            self.state.record(vehicle.id, event)
+        else:
+            # A late upload: its predecessor and successors come from the event history.
+            self._advance(event, vehicle, self._previous_runs(vehicle.id, event))
+            last = self._replay_later(event, vehicle)
+            if last is not None:
+                self.state.record(vehicle.id, last)
+        self.runs_by_vehicle.setdefault(vehicle.id, []).append(event)
+
+    def _advance(self, event: EventRow, vehicle: Vehicle, prev: dict[str, Any] | None) -> None:
+        """Apply the judgement rule to one valid, judged event; newly judged pollutants become a Judged."""
+        measured = limits.measured_pollutants(event.fuel_type, event.payload["measurements"], self.policy)
+        result = judgement.judge(prev, event.measured_at, measured, set(event.exceeded or []), self.policy, self.tz)
+        newly = sorted(set(result.judged) - set(event.judged or []))
+        event.runs, event.judged, event.warnings = result.runs, result.judged, result.warnings
+        if newly:
+            self.judged.append(Judged(event, vehicle, newly))
+
+    def _previous_runs(self, vehicle_id: int, event: EventRow) -> dict[str, Any] | None:
+        """Run state after the vehicle's latest earlier valid, judged measurement."""
+        stored = self.session.execute(
+            select(Event.id, Event.measured_at, Event.runs)
+            .where(*_history_of(vehicle_id, event), Event.measured_at <= event.measured_at)
+            .order_by(Event.measured_at.desc(), Event.id.desc())
+            .limit(1)
+        ).first()
+        candidates = [
+            (e.measured_at, e.id, e.runs) for e in self.runs_by_vehicle.get(vehicle_id, [])
+            if e.runs is not None and e.id != event.id and e.measured_at <= event.measured_at
+        ]
+        if stored is not None:
+            # A stored event re-judged earlier in this batch counts with its new runs.
+            mine = self.events.get(stored.id)
+            candidates.append((stored.measured_at, stored.id, mine.runs if mine else stored.runs))
+        return max(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
+
+    def _replay_later(self, event: EventRow, vehicle: Vehicle) -> EventRow | None:
+        """A late upload lands inside the vehicle's history: re-run the rule over what follows it.
+
+        Runs are consecutive in measurement time, not arrival time, so a station that uploads
+        after an outage can complete a run that later measurements continue. New judgements
+        become violations. A violation already recorded is never withdrawn automatically: if
+        a late passing measurement breaks its run, the event keeps its `violation_id` while
+        its `judged` shows the recomputed rule, for a person to review. (This batch's own
+        events are judged in measurement order, so every later one is already stored.)
+        """
+        stored = self.session.execute(
+            select(Event.id, Event.station_id, Event.measured_at, Event.payload,
+                   *(getattr(Event, name) for name in VERDICT_COLUMNS))
+            .where(*_history_of(vehicle.id, event), Event.measured_at > event.measured_at)
+            .order_by(Event.measured_at, Event.id)
+        ).all()
+        runs, last = event.runs, None
+        for row in stored:
+            last = self.events.setdefault(row.id, EventRow(**row._mapping))
+            self._advance(last, vehicle, runs)
+            runs = last.runs
+        return last
+
+
+def _history_of(vehicle_id: int, event: EventRow) -> tuple[Any, ...]:
+    """The stored, valid, judged measurements of a vehicle other than `event`."""
+    return (Event.vehicle_id == vehicle_id, Event.status == PROCESSED, Event.runs.is_not(None), Event.id != event.id)
+
+
+def _apply_verdict(
+    event: EventRow, station: Station, match: PlateMatch, policy: Policy, tz: ZoneInfo
+) -> Vehicle | None:
+    """Validity, limits and verdict of one event; the vehicle whose runs it advances, if any."""
     body = event.payload
     vehicle = match.vehicle
     registry_fuel = vehicle.fuel_type if vehicle is not None and match.match != "none" else None
@@ -227,7 +350,6 @@ def _judge_one(
     )
     reasons = validity.validity_reasons(reading, policy)
     fuel = registry_fuel or body.get("fuel_type_observed")
-    measurements = body["measurements"]
 
     event.status = PROCESSED
     event.processed_at = utcnow()
@@ -240,65 +362,12 @@ def _judge_one(
     event.exceeded, event.judged, event.warnings = [], [], []
     if reasons:
         event.reasons, event.verdict = reasons, "invalid"
-        return []
-    exceeded = limits.exceeded_pollutants(fuel, measurements, policy)
+        return None
+    exceeded = limits.exceeded_pollutants(fuel, body["measurements"], policy)
     if exceeded is None:
         event.reasons, event.verdict = ["fuel_type_unknown"], "invalid"
-        return []
+        return None
     event.reasons = []
     event.exceeded = exceeded
     event.verdict = "exceed" if exceeded else "pass"
-    if vehicle is None:
-        return []
-    if state.is_latest(vehicle.id, event):
-        judged = _advance(event, state.runs_of(vehicle.id), policy, tz)
-        state.record(vehicle.id, event)
-        return [Judged(event, vehicle, judged)] if judged else []
-    # A late upload: its predecessor and successors come from the event history.
-    judged = _advance(event, previous_runs(session, vehicle.id, event.measured_at, event.id), policy, tz)
-    out = [Judged(event, vehicle, judged)] if judged else []
-    later = _replay_later(session, event, vehicle, policy, tz)
-    if later[1] is not None:
-        state.record(vehicle.id, later[1])
-    return out + later[0]
-
-
-def _advance(event: Event, prev: dict[str, Any] | None, policy: Policy, tz: ZoneInfo) -> list[str]:
-    """Apply the judgement rule to one valid, judged event; returns newly judged pollutants."""
-    measured = limits.measured_pollutants(event.fuel_type, event.payload["measurements"], policy)
-    result = judgement.judge(prev, event.measured_at, measured, set(event.exceeded or []), policy, tz)
-    before = set(event.judged or [])
-    event.runs, event.judged, event.warnings = result.runs, result.judged, result.warnings
-    return sorted(set(result.judged) - before)
-
-
-def _replay_later(
-    session: Session, event: Event, vehicle: Vehicle, policy: Policy, tz: ZoneInfo
-) -> tuple[list[Judged], Event | None]:
-    """A late upload lands inside the vehicle's history: re-run the rule over what follows it.
-
-    Runs are consecutive in measurement time, not arrival time, so a station that uploads
-    after an outage can complete a run that later measurements continue. New judgements
-    become violations. A violation already recorded is never withdrawn automatically: if
-    a late passing measurement breaks its run, the event keeps its `violation_id` while
-    its `judged` shows the recomputed rule, for a person to review.
-    """
-    later = session.scalars(
-        select(Event)
-        .where(
-            Event.vehicle_id == vehicle.id,
-            Event.status == PROCESSED,
-            Event.runs.is_not(None),
-            Event.id != event.id,
-            Event.measured_at > event.measured_at,
-        )
-        .order_by(Event.measured_at, Event.id)
-    ).all()
-    out: list[Judged] = []
-    runs = event.runs
-    for item in later:
-        newly = _advance(item, runs, policy, tz)
-        if newly:
-            out.append(Judged(item, vehicle, newly))
-        runs = item.runs
-    return out, (later[-1] if later else None)
+    return vehicle

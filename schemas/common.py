@@ -15,38 +15,40 @@ REGION = validate.Regexp(r"^\d{6}$", error="must be a 6-digit administrative reg
 PRINTABLE_ID = validate.Regexp(r"^[\x21-\x7e]{1,100}$", error="must be 1 to 100 printable ASCII characters")
 
 
-NUL_MESSAGE = "text must not contain NUL (U+0000) characters"
+UNSTORABLE_MESSAGE = "text must not contain NUL (U+0000) or unpaired surrogate (U+D800-U+DFFF) characters"
+# JSON can spell both (\u0000, a lone \ud800); PostgreSQL stores neither in text or JSONB,
+# and a lone surrogate cannot even be encoded as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def has_nul(value: Any) -> bool:
-    """Whether any string in a parsed JSON value (keys included) holds U+0000.
+def has_unstorable(value: Any) -> bool:
+    """Whether any string in a parsed JSON value (keys included) holds NUL or a lone surrogate.
 
-    PostgreSQL can store NUL neither in text nor in JSONB, so such input is refused at the
-    edge instead of failing deep inside a transaction.
+    Such input is refused at the edge instead of failing deep inside a transaction.
     """
     if isinstance(value, str):
-        return "\x00" in value
+        return _UNSTORABLE.search(value) is not None
     if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        return any(has_unstorable(k) or has_unstorable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(has_nul(v) for v in value)
+        return any(has_unstorable(v) for v in value)
     return False
 
 
-def refuse_nul(value: Any) -> None:
-    if has_nul(value):
-        raise ValidationError({"_schema": [NUL_MESSAGE]})
+def refuse_unstorable(value: Any) -> None:
+    if has_unstorable(value):
+        raise ValidationError({"_schema": [UNSTORABLE_MESSAGE]})
 
 
-def parse_json(data: str | bytes, what: str = "the body", *, check_nul: bool = True) -> Any:
-    """A request body or part as JSON: 400 when it is not JSON, 422 when it holds NUL characters
-    (unless the caller checks its items one by one, as a batch does)."""
+def parse_json(data: str | bytes, what: str = "the body", *, check_text: bool = True) -> Any:
+    """A request body or part as JSON: 400 when it is not JSON, 422 when its text cannot be
+    stored (unless the caller checks its items one by one, as a batch does)."""
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(f"{what} is not valid JSON", code="malformed_json") from None
-    if check_nul:
-        refuse_nul(value)
+    if check_text:
+        refuse_unstorable(value)
     return value
 
 

@@ -31,8 +31,9 @@ def judge_pending() -> int:
             events = processing.claim_pending(session, rt.settings.judge_batch_size)
             if not events:
                 return total
-            judged = processing.judge_events(session, events, rt.settings.policy, rt.tz)
-            violations.record_remote_sensing(session, judged, rt.settings.policy, rt.tz)
+            batch = processing.judge_events(session, events, rt.settings.policy, rt.tz)
+            violations.record_remote_sensing(session, batch.judged, rt.settings.policy, rt.tz)
+            processing.save_verdicts(session, batch)
             total += len(events)
 
 

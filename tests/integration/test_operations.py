@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from lantian.cli import alembic_config
 from lantian.models import metadata
+from tests.conftest import TEST_DB
+from tests.factories import event
 
 
 def test_healthz_and_readyz(client):
@@ -45,3 +49,39 @@ def test_models_and_migrations_do_not_drift(app):
     with app.extensions["lantian"].engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), metadata())
     assert diff == [], diff
+
+
+@pytest.mark.skipif(not TEST_DB or not TEST_DB.startswith("postgresql"), reason="needs PostgreSQL")
+def test_a_lost_database_connection_is_a_503_and_the_next_request_works(app, station, monkeypatch):
+    from core import db as core_db
+
+    monkeypatch.setattr(core_db, "IDLE_PING_AFTER_S", 3600.0)  # a connection in steady use is not pinged
+    assert station.post_json("/api/v1/remote-sensing/events", event("before")).status_code == 202
+    rt = app.extensions["lantian"]
+    with rt.engine.connect() as conn:
+        conn.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ))
+        conn.rollback()
+    lost = station.post_json("/api/v1/remote-sensing/events", event("during"))
+    assert lost.status_code == 503 and lost.headers["Retry-After"] == "1"
+    assert lost.get_json()["error"]["code"] == "database_unavailable"
+    # The pool replaced its connections: the station's retry is stored as new.
+    assert station.post_json("/api/v1/remote-sensing/events", event("during")).status_code == 202
+
+
+@pytest.mark.skipif(not TEST_DB or not TEST_DB.startswith("postgresql"), reason="needs PostgreSQL")
+def test_an_idle_pooled_connection_is_tested_before_use(app, station, monkeypatch):
+    from core import db as core_db
+
+    assert station.post_json("/api/v1/remote-sensing/events", event("before")).status_code == 202
+    monkeypatch.setattr(core_db, "IDLE_PING_AFTER_S", 0.0)  # every pooled connection counts as idle
+    rt = app.extensions["lantian"]
+    with rt.engine.connect() as conn:
+        conn.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ))
+        conn.rollback()
+    assert station.post_json("/api/v1/remote-sensing/events", event("after")).status_code == 202

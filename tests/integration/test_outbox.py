@@ -53,7 +53,7 @@ def test_a_crashed_batch_leaves_events_waiting(app, station):
     with rt.sessions() as s:
         s.begin()
         claimed = processing.claim_pending(s, 10)
-        processing.judge_events(s, claimed, rt.settings.policy, rt.tz)
+        processing.save_verdicts(s, processing.judge_events(s, claimed, rt.settings.policy, rt.tz))
         s.rollback()  # the worker died before commit
     assert statuses(app) == ["received"]
     assert jobs.judge_pending() == 1

@@ -240,3 +240,16 @@ def test_nul_characters_are_refused_not_stored(app, station, stored, client):
     assert client.post("/api/v1/auth/token", json={"username": "a\u0000b", "password": "x"}).status_code == 422
     assert client.get("/api/v1/vehicles/%E8%8B%8FB%0012345").status_code == 400
     assert client.get("/api/v1/violations?plate=%00").status_code == 400
+
+
+def test_lone_surrogates_are_refused_not_stored(app, station, stored):
+    """JSON can spell a lone UTF-16 surrogate (\\ud800): no database can store it as text."""
+    raw = json.dumps(event("surrogate", plate="苏B1234X")).replace("1234X", "1234\\ud800")
+    r = station.request("POST", EVENTS, raw.encode())
+    assert r.status_code == 422 and "surrogate" in error_of(r)["fields"]["_schema"][0]
+    unknown_field = json.dumps({**event("surrogate2"), "note": "x"}).replace('"x"', '"\\udc00"')
+    assert station.request("POST", EVENTS, unknown_field.encode()).status_code == 422
+    batch = '{"events": [' + raw + ", " + json.dumps(event("fine")) + "]}"
+    results = station.request("POST", EVENTS + "/batch", batch.encode()).get_json()["results"]
+    assert [x["status"] for x in results] == ["invalid", "received"]
+    assert snapshot(app)[:-1] == stored
