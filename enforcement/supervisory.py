@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from core import audit, plates, regions
 from core.db import insert_ignore, utcnow
-from core.errors import Unprocessable
-from core.registry import Vehicle
+from core.errors import Conflict, Unprocessable
+from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
 from enforcement import violations
 from enforcement.cases import Actor
@@ -43,14 +44,38 @@ def place_of_test(actor: Actor, region: str | None) -> str | None:
     return region
 
 
+@dataclass(frozen=True)
+class Recorded:
+    test: SupervisoryTest
+    violation: Violation | None
+    replayed: bool
+
+
 def record_test(
     session: Session, *, actor: Actor, policy: Policy, tz: ZoneInfo, plate: str, plate_color: str, kind: str,
     method: str, tested_at: datetime, passed: bool, results: dict[str, Any], location: str | None = None,
     region: str | None = None,
-) -> tuple[SupervisoryTest, Violation | None]:
-    """Store the test; a failed one records a violation with source = the test's kind."""
+) -> Recorded:
+    """Store the test; a failed one records a violation with source = the test's kind.
+
+    The same test posted again (same vehicle, kind, method and `tested_at`, same content:
+    a client's retry) is answered with the stored one and `replayed` true; the same key with
+    different content is a 409.
+    """
     where = place_of_test(actor, region)
     vehicle = vehicle_for(session, plate, plate_color, where)
+    lock_vehicles(session, [vehicle.id])  # the replay check and the insert must not race
+    stored = session.scalar(select(SupervisoryTest).where(
+        SupervisoryTest.vehicle_id == vehicle.id, SupervisoryTest.kind == kind, SupervisoryTest.method == method,
+        SupervisoryTest.tested_at == tested_at,
+    ))
+    if stored is not None:
+        if (stored.passed, stored.results, stored.location, stored.region) != (passed, results, location, where):
+            raise Conflict("a different test of this vehicle with the same kind, method and tested_at is recorded",
+                           code="supervisory_test_conflict")
+        violation = session.scalar(select(Violation).where(
+            Violation.source == kind, Violation.source_ref == str(stored.id)))
+        return Recorded(stored, violation, replayed=True)
     test = SupervisoryTest(
         vehicle_id=vehicle.id, kind=kind, method=method, tested_at=tested_at, results=results, passed=passed,
         location=location, region=where, recorded_by=actor.name,
@@ -62,10 +87,10 @@ def record_test(
         subject_id=test.id, data={"vehicle_id": vehicle.id, "kind": kind, "method": method, "passed": passed},
     )
     if passed:
-        return test, None
+        return Recorded(test, None, replayed=False)
     violation = violations.record_violation(
         session, vehicle=vehicle, source=kind, source_ref=str(test.id), detected_at=tested_at,
         details={"test_id": test.id, "method": method, "results": results, "location": location},
         policy=policy, tz=tz, actor=actor.name,
     )
-    return test, violation
+    return Recorded(test, violation, replayed=False)

@@ -21,15 +21,18 @@ blp = Blueprint("supervisory_tests", __name__, url_prefix="/api/v1", description
 @require_person(Role.ENV_OFFICER, Role.POLICE)
 @blp.arguments(SupervisoryTestIn)
 @blp.response(201, SupervisoryTestOut)
-def post_test(body: dict[str, Any]) -> dict[str, Any]:
+@blp.alt_response(200, schema=SupervisoryTestOut, description="the same test again (a retry): the stored one")
+def post_test(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     no_future(body, "tested_at")
     session, rt = db(), runtime()
-    test, violation = supervisory.record_test(
+    recorded = supervisory.record_test(
         session, actor=Actor.of(current_person()), policy=rt.settings.policy, tz=rt.tz, **body,
     )
     session.commit()
+    test, violation = recorded.test, recorded.violation
     vehicle = session.get(Vehicle, test.vehicle_id)
-    return {
+    answer = {
         **present_record(test), "vehicle": plate_of(vehicle),
         "violation_id": violation.id if violation else None, "case_id": violation.case_id if violation else None,
     }
+    return answer, 200 if recorded.replayed else 201

@@ -49,6 +49,7 @@ def settings(database_url: str, tmp_path: Any) -> Settings:
         secret_key="test-secret-key-that-is-at-least-32-bytes",
         media_dir=str(tmp_path / "media"),
         queue_name="lantian-test",
+        judge_linger_ms=0,  # tests drain on purpose; the real-worker test runs with the default
     )
 
 

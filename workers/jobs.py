@@ -6,6 +6,7 @@ Every job is safe to run twice: the services key each side effect by a natural u
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -23,7 +24,9 @@ def judge_pending() -> int:
     """Drain waiting events in micro-batches; returns how many were judged."""
     rt = runtime.current()
     if rt.redis is not None:
-        # From here on a new event must queue a new drain: this one may not see it.
+        # Events arriving meanwhile queue no job of their own (the flag is still set)...
+        time.sleep(rt.settings.judge_linger_ms / 1000)
+        # ...and from here on a new event must queue a new drain: this one may not see it.
         rt.redis.delete(queue.coalesce_key("judge"))
     total = 0
     while True:

@@ -29,6 +29,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,12 +61,41 @@ def bucket(filename: str) -> str:
     return "other"
 
 
-def report(title: str, prof: cProfile.Profile, wall: float, n: int, stmts: Counter[str], top: int,
-           dump: str | None = None) -> dict[str, Any]:
+@dataclass
+class Measured:
+    prof: cProfile.Profile | None
+    wall: float = 0.0
+    cpu: float = 0.0
+
+
+@contextmanager
+def measure(cpu_only: bool) -> Iterator[Measured]:
+    """Wall and process CPU time of the block, under cProfile unless `cpu_only`."""
+    m = Measured(None if cpu_only else cProfile.Profile())
+    wall, cpu = time.perf_counter(), time.process_time()
+    if m.prof:
+        m.prof.enable()
+    yield m
+    if m.prof:
+        m.prof.disable()
+    m.wall, m.cpu = time.perf_counter() - wall, time.process_time() - cpu
+
+
+def report(title: str, m: Measured, n: int, stmts: Counter[str], top: int, dump: str | None = None) -> dict[str, Any]:
+    summary = {"title": title, "events": n, "wall_s": round(m.wall, 3), "ms_per_event": round(1000 * m.wall / n, 3),
+               "cpu_ms_per_event": round(1000 * m.cpu / n, 3),
+               "statements_per_event": round(sum(stmts.values()) / n, 3)}
+    print(f"\n=== {title}: {n} events in {m.wall:.2f} s wall = {1000 * m.wall / n:.3f} ms/event, "
+          f"{1000 * m.cpu / n:.3f} ms CPU/event in this process ({'no profiler' if m.prof is None else 'profiler on'})")
+    print(f"statements: {sum(stmts.values())} = {sum(stmts.values()) / n:.3f} per event")
+    for kind, count in stmts.most_common(12):
+        print(f"  {count:6d}  {kind}")
+    if m.prof is None:
+        return summary
     if dump:
         Path(dump).mkdir(parents=True, exist_ok=True)
-        prof.dump_stats(str(Path(dump) / f"{title.split()[0].strip(',')}.prof"))
-    stats = pstats.Stats(prof)
+        m.prof.dump_stats(str(Path(dump) / f"{title.split()[0].strip(',')}.prof"))
+    stats = pstats.Stats(m.prof)
     by_bucket: Counter[str] = Counter()
     waits = 0.0
     for (filename, _line, func), (_cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
@@ -71,19 +103,13 @@ def report(title: str, prof: cProfile.Profile, wall: float, n: int, stmts: Count
         if func == "wait" and "psycopg" in filename and filename.endswith("connection.py"):
             waits = max(waits, ct)
     total = sum(by_bucket.values())
-    print(f"\n=== {title}: {n} events in {wall:.2f} s wall = {1000 * wall / n:.3f} ms/event "
-          f"({n / wall:,.0f} events/s in one process, profiler on)")
-    print(f"statements: {sum(stmts.values())} = {sum(stmts.values()) / n:.3f} per event; "
-          f"psycopg waits (cumulative) {waits:.2f} s = {100 * waits / wall:.0f}% of wall")
-    for kind, count in stmts.most_common(12):
-        print(f"  {count:6d}  {kind}")
+    print(f"psycopg waits (cumulative) {waits:.2f} s = {100 * waits / m.wall:.0f}% of wall")
     print("tottime by package:")
     for name, tt in by_bucket.most_common():
         print(f"  {100 * tt / total:5.1f}%  {1000 * tt / n:7.3f} ms/event  {name}")
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
-    return {"title": title, "events": n, "wall_s": round(wall, 3), "ms_per_event": round(1000 * wall / n, 3),
-            "statements_per_event": round(sum(stmts.values()) / n, 3), "psycopg_wait_s": round(waits, 3),
+    return {**summary, "psycopg_wait_s": round(waits, 3),
             "by_package_ms_per_event": {k: round(1000 * v / n, 4) for k, v in by_bucket.items()}}
 
 
@@ -103,6 +129,8 @@ def main() -> None:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--phases", nargs="+", default=["single", "batch", "judge"])
     p.add_argument("--dump", metavar="DIR", help="also write each profile as DIR/<phase>.prof (pstats format)")
+    p.add_argument("--cpu-only", action="store_true",
+                   help="no profiler: wall and this process's CPU time per event, for comparing two trees")
     a = p.parse_args()
     os.environ.update({"LANTIAN_DATABASE_URL": a.database_url, "LANTIAN_REDIS_URL": a.redis_url,
                        "LANTIAN_SECRET_KEY": "bench-secret-key-not-for-production",
@@ -153,30 +181,22 @@ def main() -> None:
             assert client.post(EVENTS_PATH, data=b, headers=headers(EVENTS_PATH, b)).status_code == 202
         reqs = [(b, headers(EVENTS_PATH, b)) for b in bodies[20:]]
         stmts.clear()
-        prof = cProfile.Profile()
-        t = time.perf_counter()
-        prof.enable()
-        for b, h in reqs:
-            r = client.post(EVENTS_PATH, data=b, headers=h)
-            assert r.status_code == 202, r.get_data()[:300]
-        prof.disable()
-        results.append(report("single-event ingest (test client)", prof, time.perf_counter() - t, a.single, stmts,
-                              a.top, a.dump))
+        with measure(a.cpu_only) as m:
+            for b, h in reqs:
+                r = client.post(EVENTS_PATH, data=b, headers=h)
+                assert r.status_code == 202, r.get_data()[:300]
+        results.append(report("single-event ingest (test client)", m, a.single, stmts, a.top, a.dump))
     if "batch" in a.phases:
         batches = [dumps({"events": [make_event(rng, f"prf-{tag}-b{n:03d}-{k:03d}", now) for k in range(500)]})
                    for n in range(a.batches + 1)]
         assert client.post(BATCH_PATH, data=batches[0], headers=headers(BATCH_PATH, batches[0])).status_code == 200
         reqs = [(b, headers(BATCH_PATH, b)) for b in batches[1:]]
         stmts.clear()
-        prof = cProfile.Profile()
-        t = time.perf_counter()
-        prof.enable()
-        for b, h in reqs:
-            r = client.post(BATCH_PATH, data=b, headers=h)
-            assert r.status_code == 200, r.get_data()[:300]
-        prof.disable()
-        results.append(report("batch ingest, 500 per batch (test client)", prof, time.perf_counter() - t,
-                              500 * a.batches, stmts, a.top, a.dump))
+        with measure(a.cpu_only) as m:
+            for b, h in reqs:
+                r = client.post(BATCH_PATH, data=b, headers=h)
+                assert r.status_code == 200, r.get_data()[:300]
+        results.append(report("batch ingest, 500 per batch (test client)", m, 500 * a.batches, stmts, a.top, a.dump))
     if "judge" in a.phases:
         with rt.sessions() as s:
             waiting = s.scalar(text("SELECT count(*) FROM rs_events WHERE status = 'received'"))
@@ -189,13 +209,9 @@ def main() -> None:
         with rt.sessions() as s:
             waiting = s.scalar(text("SELECT count(*) FROM rs_events WHERE status = 'received'"))
         stmts.clear()
-        prof = cProfile.Profile()
-        t = time.perf_counter()
-        prof.enable()
-        judged = jobs.judge_pending()
-        prof.disable()
-        results.append(report(f"judge_pending, batch {a.judge_batch_size}", prof, time.perf_counter() - t,
-                              judged or 1, stmts, a.top, a.dump))
+        with measure(a.cpu_only) as m:
+            judged = jobs.judge_pending()
+        results.append(report(f"judge_pending, batch {a.judge_batch_size}", m, judged or 1, stmts, a.top, a.dump))
     Redis.from_url(a.redis_url).flushdb()
     print(json.dumps(results, indent=1))
 

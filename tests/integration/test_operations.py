@@ -85,3 +85,12 @@ def test_an_idle_pooled_connection_is_tested_before_use(app, station, monkeypatc
         ))
         conn.rollback()
     assert station.post_json("/api/v1/remote-sensing/events", event("after")).status_code == 202
+
+
+def test_audit_records_are_refused_outside_a_transaction(app):
+    from core import audit
+
+    with app.extensions["lantian"].autocommit_sessions() as s:
+        audit.append(s, actor="test", action="probe", subject_type="test", subject_id=1)
+        with pytest.raises(RuntimeError, match="need a transaction"):
+            s.commit()

@@ -48,6 +48,25 @@ def test_failed_test_creates_a_violation_with_the_test_kind(app, loop, client, l
     ]
 
 
+def test_a_retried_test_is_answered_with_the_stored_one(app, loop):
+    at = (datetime.now(CST) - timedelta(hours=2)).isoformat()
+    first = loop.supervisory_test(tested_at=at)
+    again = loop.supervisory_test(tested_at=at)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.get_json() == first.get_json()
+    assert count(app, SupervisoryTest) == 1 and count(app, Violation) == 1
+    other_method = loop.supervisory_test(tested_at=at, method="lug_down")
+    assert other_method.status_code == 201 and count(app, Violation) == 2
+
+
+def test_the_same_test_key_with_other_results_is_a_conflict(app, loop):
+    at = (datetime.now(CST) - timedelta(hours=2)).isoformat()
+    assert loop.supervisory_test(tested_at=at).status_code == 201
+    r = loop.supervisory_test(tested_at=at, results={"opacity_m1": 0.4}, passed=True)
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "supervisory_test_conflict"
+    assert count(app, SupervisoryTest) == 1 and count(app, Violation) == 1
+
+
 def test_passed_test_is_just_recorded(app, loop):
     r = loop.supervisory_test(passed=True)
     assert r.status_code == 201 and r.get_json()["violation_id"] is None and r.get_json()["case_id"] is None
