@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
+from flask import Response, g, jsonify
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -44,7 +44,7 @@ def post_event() -> tuple[dict[str, Any], int]:
 @require_station("remote_sensing")
 @blp.doc(requestBody={"content": {"application/json": {"schema": BatchIn}}})
 @blp.response(200, BatchOut)
-def post_batch() -> dict[str, Any]:
+def post_batch() -> Response:
     body = json_body(check_text=False)  # each event is checked on its own: one bad event rejects no other
     settings = runtime().settings
     try:
@@ -54,7 +54,8 @@ def post_batch() -> dict[str, Any]:
     if len(loaded["events"]) > settings.max_batch_events:
         raise ValidationError({"events": [f"at most {settings.max_batch_events} events per batch"]})
     outcomes = ingest.ingest(db(), g.station.id, loaded["events"], settings.future_tolerance_s)
-    return {"results": [vars(o) for o in outcomes]}
+    # Already in wire form: dumping 500 results through BatchOut cost ~10% of the request.
+    return jsonify({"results": [vars(o) for o in outcomes]})
 
 
 @blp.get("/events/<int:event_pk>")
