@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
+from core.db import make_engine
 from lantian.cli import alembic_config
 from lantian.models import metadata
 from tests.conftest import TEST_DB
@@ -51,19 +52,25 @@ def test_models_and_migrations_do_not_drift(app):
     assert diff == [], diff
 
 
+def _kill_other_connections(app):
+    """What a PostgreSQL restart does to every connection in the app's pool (from outside it)."""
+    engine = make_engine(app.extensions["lantian"].settings.database_url)
+    with engine.connect() as conn:
+        conn.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ))
+        conn.rollback()
+    engine.dispose()
+
+
 @pytest.mark.skipif(not TEST_DB or not TEST_DB.startswith("postgresql"), reason="needs PostgreSQL")
 def test_a_lost_database_connection_is_a_503_and_the_next_request_works(app, station, monkeypatch):
     from core import db as core_db
 
     monkeypatch.setattr(core_db, "IDLE_PING_AFTER_S", 3600.0)  # a connection in steady use is not pinged
     assert station.post_json("/api/v1/remote-sensing/events", event("before")).status_code == 202
-    rt = app.extensions["lantian"]
-    with rt.engine.connect() as conn:
-        conn.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ))
-        conn.rollback()
+    _kill_other_connections(app)
     lost = station.post_json("/api/v1/remote-sensing/events", event("during"))
     assert lost.status_code == 503 and lost.headers["Retry-After"] == "1"
     assert lost.get_json()["error"]["code"] == "database_unavailable"
@@ -77,13 +84,7 @@ def test_an_idle_pooled_connection_is_tested_before_use(app, station, monkeypatc
 
     assert station.post_json("/api/v1/remote-sensing/events", event("before")).status_code == 202
     monkeypatch.setattr(core_db, "IDLE_PING_AFTER_S", 0.0)  # every pooled connection counts as idle
-    rt = app.extensions["lantian"]
-    with rt.engine.connect() as conn:
-        conn.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ))
-        conn.rollback()
+    _kill_other_connections(app)
     assert station.post_json("/api/v1/remote-sensing/events", event("after")).status_code == 202
 
 
