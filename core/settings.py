@@ -108,8 +108,8 @@ class Settings(BaseSettings):
     # The sweeper re-enqueues events still unprocessed after this many seconds.
     sweep_after_s: int = 60
     judge_batch_size: int = 500
-    # A drain job started by live traffic waits this long before it claims (worker only, not
-    # inline), so it judges a batch rather than the one or two events that queued it.
+    # A drain job waits this long before its first claim and after each batch that was not
+    # full (worker only, not inline), so live traffic is judged in batches.
     judge_linger_ms: int = 100
 
     policy: Policy = Field(default_factory=Policy)

@@ -20,15 +20,26 @@ from remote_sensing.models import RECEIVED, Event
 log = logging.getLogger(__name__)
 
 
+# A drain job returns after this long even while events keep coming (far inside RQ's
+# 180 s job timeout): whatever arrived after it took the flag down queued its successor.
+DRAIN_SLICE_S = 30.0
+
+
 def judge_pending() -> int:
-    """Drain waiting events in micro-batches; returns how many were judged."""
+    """Drain waiting events in micro-batches; returns how many were judged.
+
+    In a worker, a batch that was not full is followed by a pause of
+    `judge_linger_ms` before the next claim, so live traffic is judged in batches of
+    dozens instead of one or two events each paying a whole batch's fixed statements.
+    """
     rt = runtime.current()
+    linger = rt.settings.judge_linger_ms / 1000 if rt.redis is not None else 0.0
     if rt.redis is not None:
         # Events arriving meanwhile queue no job of their own (the flag is still set)...
-        time.sleep(rt.settings.judge_linger_ms / 1000)
+        time.sleep(linger)
         # ...and from here on a new event must queue a new drain: this one may not see it.
         rt.redis.delete(queue.coalesce_key("judge"))
-    total = 0
+    total, deadline = 0, time.monotonic() + DRAIN_SLICE_S
     while True:
         with rt.sessions() as session, session.begin():
             events = processing.claim_pending(session, rt.settings.judge_batch_size)
@@ -37,7 +48,11 @@ def judge_pending() -> int:
             batch = processing.judge_events(session, events, rt.settings.policy, rt.tz)
             violations.record_remote_sensing(session, batch.judged, rt.settings.policy, rt.tz)
             processing.save_verdicts(session, batch)
-            total += len(events)
+        total += len(events)
+        if time.monotonic() > deadline:
+            return total
+        if len(events) < rt.settings.judge_batch_size:
+            time.sleep(linger)
 
 
 def analyse_snapshot(snapshot_id: int) -> bool:

@@ -44,6 +44,18 @@ def test_lost_job_is_recovered_by_the_sweeper(app, station):
     assert statuses(app) == ["processed"]
 
 
+def test_a_drain_job_returns_after_its_time_slice_and_the_next_one_goes_on(app, station, monkeypatch):
+    rt = app.extensions["lantian"]
+    for n in range(3):
+        station.post_json(EVENTS, event(f"slice-{n}"))
+    lose_the_job(app)
+    rt.settings.judge_batch_size = 1
+    monkeypatch.setattr(jobs, "DRAIN_SLICE_S", 0.0)  # every batch outlasts the slice
+    assert jobs.judge_pending() == 1
+    assert statuses(app) == ["processed", "received", "received"]
+    assert jobs.judge_pending() == 1 and jobs.judge_pending() == 1 and jobs.judge_pending() == 0
+
+
 def test_a_crashed_batch_leaves_events_waiting(app, station):
     from remote_sensing import processing
 
