@@ -6,6 +6,7 @@ works on both, so the same services and tests run on either.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -148,10 +149,8 @@ def insert_ignore_returning(
         return []
     if is_postgres(session):
         names, values = _with_defaults(table, rows)
-        return list(session.execute(text(
-            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} FROM {_recordset(table, names)}"
-            f" ON CONFLICT ({', '.join(keys)}) DO NOTHING RETURNING {', '.join(c.name for c in returning)}"
-        ).columns(*returning), {"rows": _json_rows(values)}))
+        stmt = _pg_insert_ignore(table, names, tuple(keys), tuple(c.name for c in returning))
+        return list(session.execute(stmt, {"rows": _json_rows(values)}))
     stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys)).returning(*returning)
     return list(session.execute(stmt, list(rows)))
 
@@ -163,10 +162,7 @@ def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: S
     updates = [name for name in rows[0] if name not in keys]
     if is_postgres(session):
         names, values = _with_defaults(table, rows)
-        session.execute(text(
-            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} FROM {_recordset(table, names)}"
-            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(f"{n} = excluded.{n}" for n in updates)
-        ), {"rows": _json_rows(values)})
+        session.execute(_pg_upsert(table, names, tuple(keys), tuple(updates)), {"rows": _json_rows(values)})
         return
     stmt = sqlite.insert(table)
     session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_={n: stmt.excluded[n] for n in updates}),
@@ -182,15 +178,40 @@ def update_many(session: Session, table: Any, rows: Sequence[dict[str, Any]], ke
     """
     if not rows:
         return
-    names = [name for name in rows[0] if name != key]
+    names = tuple(name for name in rows[0] if name != key)
     if is_postgres(session):
-        session.execute(text(
-            f"UPDATE {table.name} AS t SET " + ", ".join(f"{n} = v.{n}" for n in names)
-            + f" FROM {_recordset(table, [key, *names])} WHERE t.{key} = v.{key}"
-        ), {"rows": _json_rows(rows)})
+        session.execute(_pg_update(table, key, names), {"rows": _json_rows(rows)})
         return
     stmt = update(table).where(table.c[key] == bindparam(f"b_{key}")).values({n: bindparam(f"b_{n}") for n in names})
     session.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+
+
+# The statements are built once per table and column set: compiling the column types
+# of a recordset cost as much as a single-row insert itself.
+
+
+@functools.cache
+def _pg_insert_ignore(table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...]) -> Any:
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} FROM {_recordset(table, names)}"
+        f" ON CONFLICT ({', '.join(keys)}) DO NOTHING RETURNING {', '.join(returning)}"
+    ).columns(*(table.c[name] for name in returning))
+
+
+@functools.cache
+def _pg_upsert(table: Any, names: tuple[str, ...], keys: tuple[str, ...], updates: tuple[str, ...]) -> Any:
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} FROM {_recordset(table, names)}"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(f"{n} = excluded.{n}" for n in updates)
+    )
+
+
+@functools.cache
+def _pg_update(table: Any, key: str, names: tuple[str, ...]) -> Any:
+    return text(
+        f"UPDATE {table.name} AS t SET " + ", ".join(f"{n} = v.{n}" for n in names)
+        + f" FROM {_recordset(table, (key, *names))} WHERE t.{key} = v.{key}"
+    )
 
 
 def _recordset(table: Any, names: Sequence[str]) -> str:
@@ -204,16 +225,20 @@ def _recordset(table: Any, names: Sequence[str]) -> str:
     return f"jsonb_to_recordset(CAST(:rows AS jsonb)) AS v({types})"
 
 
-def _with_defaults(table: Any, rows: Sequence[dict[str, Any]]) -> tuple[list[str], Sequence[dict[str, Any]]]:
+def _with_defaults(table: Any, rows: Sequence[dict[str, Any]]) -> tuple[tuple[str, ...], Sequence[dict[str, Any]]]:
     """The rows with the Python-side column defaults a Core insert would have filled in."""
-    given = list(rows[0])
-    defaults = {
-        c.name: c.default.arg(None) if c.default.is_callable else c.default.arg
-        for c in table.columns if c.name not in given and c.default is not None and not c.default.is_sequence
-    }
-    if not defaults:
+    given = tuple(rows[0])
+    missing = _defaulted(table, given)
+    if not missing:
         return given, rows
-    return [*given, *defaults], [{**row, **defaults} for row in rows]
+    defaults = {c.name: c.default.arg(None) if c.default.is_callable else c.default.arg for c in missing}
+    return (*given, *defaults), [{**row, **defaults} for row in rows]
+
+
+@functools.cache
+def _defaulted(table: Any, given: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(c for c in table.columns
+                 if c.name not in given and c.default is not None and not c.default.is_sequence)
 
 
 def _json_rows(rows: Sequence[dict[str, Any]]) -> str:
