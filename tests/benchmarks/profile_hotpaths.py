@@ -5,6 +5,8 @@ Companion of bench_ingest.py (run it after that script, on the same bench databa
 the 100,000-vehicle registry). In one process, against PostgreSQL + Redis:
 
 * single: N signed single-event POSTs through `app.test_client()`;
+* bare: the same N bodies through the comparison app's `POST /events` (bench_ingest.py's
+  "bare" endpoint), for an in-process ratio;
 * batch: M batches of 500 through the batch endpoint;
 * judge: K waiting events stored through the ingest service, then `workers.jobs.judge_pending()`
   (the worker's own function) with LANTIAN_JUDGE_BATCH_SIZE.
@@ -186,6 +188,21 @@ def main() -> None:
                 r = client.post(EVENTS_PATH, data=b, headers=h)
                 assert r.status_code == 202, r.get_data()[:300]
         results.append(report("single-event ingest (test client)", m, a.single, stmts, a.top, a.dump))
+    if "bare" in a.phases:
+        # The comparison endpoint of bench_ingest.py, through its own test client, with the
+        # same bodies: the in-process counterpart of its "Lantian / bare" ratio.
+        os.environ["BARE_REDIS_URL"] = a.redis_url
+        from bare_app import app as bare
+
+        bare_client = bare.test_client()
+        bodies = [dumps(make_event(rng, f"prf-{tag}-x{n:06d}", now)) for n in range(a.single + 20)]
+        for b in bodies[:20]:
+            assert bare_client.post("/events", data=b, content_type="application/json").status_code == 202
+        with measure(a.cpu_only) as m:
+            for b in bodies[20:]:
+                r = bare_client.post("/events", data=b, content_type="application/json")
+                assert r.status_code == 202, r.get_data()[:300]
+        results.append(report("bare endpoint (test client)", m, a.single, Counter(), a.top, a.dump))
     if "batch" in a.phases:
         batches = [dumps({"events": [make_event(rng, f"prf-{tag}-b{n:03d}-{k:03d}", now) for k in range(500)]})
                    for n in range(a.batches + 1)]
