@@ -39,6 +39,27 @@ def decode_cursor(cursor: str) -> tuple[Any, int]:
     return key, row_id
 
 
+def keyset(
+    stmt: Select[Any],
+    sort_col: InstrumentedAttribute[Any],
+    id_col: InstrumentedAttribute[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    descending: bool = True,
+) -> Select[Any]:
+    """`stmt` after the cursor in (sort_col, id_col) order, with one row more than a page
+    (that row says whether there is a next one)."""
+    if cursor:
+        key, last_id = decode_cursor(cursor)
+        # A row-value comparison is an index condition; the OR form is only a filter.
+        # The cursor's values are bound with the columns' own types (UTC datetimes stay UTC).
+        row, last = tuple_(sort_col, id_col), tuple_(literal(key, sort_col.type), literal(last_id, id_col.type))
+        stmt = stmt.where(row < last if descending else row > last)
+    order = (sort_col.desc(), id_col.desc()) if descending else (sort_col.asc(), id_col.asc())
+    return stmt.order_by(*order).limit(limit + 1)
+
+
 def page(
     session: Session,
     stmt: Select[Any],
@@ -50,14 +71,8 @@ def page(
     descending: bool = True,
 ) -> tuple[Sequence[Any], str | None]:
     """One page of `stmt` ordered by (sort_col, id_col), newest first by default."""
-    if cursor:
-        key, last_id = decode_cursor(cursor)
-        # A row-value comparison is an index condition; the OR form is only a filter.
-        # The cursor's values are bound with the columns' own types (UTC datetimes stay UTC).
-        row, last = tuple_(sort_col, id_col), tuple_(literal(key, sort_col.type), literal(last_id, id_col.type))
-        stmt = stmt.where(row < last if descending else row > last)
-    order = (sort_col.desc(), id_col.desc()) if descending else (sort_col.asc(), id_col.asc())
-    rows = session.scalars(stmt.order_by(*order).limit(limit + 1)).all()
+    stmt = keyset(stmt, sort_col, id_col, limit=limit, cursor=cursor, descending=descending)
+    rows = session.scalars(stmt).all()
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]

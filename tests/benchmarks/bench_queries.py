@@ -626,10 +626,10 @@ class Bench:
 
     def explain(self) -> None:
         """The SQL of each endpoint, built with the services the endpoints call."""
-        from sqlalchemy import and_, func, or_, select
+        from sqlalchemy import func, select
         from sqlalchemy.dialects import postgresql
 
-        from core.pagination import decode_cursor, page  # noqa: F401
+        from core.pagination import keyset
         from core.registry import Vehicle
         from enforcement import cases
         from enforcement.models import Case, Listing, Notice, Violation
@@ -641,10 +641,7 @@ class Bench:
             return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
         def paged(stmt: Any, sort_col: Any, id_col: Any, cursor: str | None = None, limit: int = 50) -> Any:
-            if cursor:  # as core.pagination.page does
-                key, last_id = decode_cursor(cursor)
-                stmt = stmt.where(or_(sort_col < key, and_(sort_col == key, id_col < last_id)))
-            return stmt.order_by(sort_col.desc(), id_col.desc()).limit(limit + 1)
+            return keyset(stmt, sort_col, id_col, limit=limit, cursor=cursor)  # as core.pagination.page does
 
         tz_today = datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo(TZ)).date()
         win = self.results.get("window") or {

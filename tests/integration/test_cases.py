@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -171,6 +172,19 @@ def test_violations_join_the_open_case(loop):
     first = loop.open_case()
     assert loop.open_case(kind="depot_check") == first
     assert len(loop.case(first)["violations"]) == 2
+
+
+def test_listed_case_is_the_dumped_case_key_for_key(loop):
+    """GET /cases answers its views without marshmallow; GET /cases/{id} dumps them through CaseOut."""
+    case_id = loop.open_case()
+    loop.open_case(kind="depot_check")
+    for step in (loop.notice(case_id), loop.penalty(case_id), loop.repair(), loop.retest(passed=False)):
+        assert step.status_code == 201, step.get_json()
+    ordered = {"object_pairs_hook": list}  # the order of keys is compared too
+    listed = json.loads(loop.client.get("/api/v1/cases", headers=loop.police).data, **ordered)
+    single = json.loads(loop.client.get(f"/api/v1/cases/{case_id}", headers=loop.police).data, **ordered)
+    assert listed == [("items", [single]), ("next_cursor", None)]
+    assert all(dict(single)[k] for k in ("violations", "notices", "penalties", "repairs", "retests"))
 
 
 # --- refusals: 409 naming the missing step, nothing stored ---------------------------------
