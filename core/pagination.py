@@ -39,6 +39,22 @@ def decode_cursor(cursor: str) -> tuple[Any, int]:
     return key, row_id
 
 
+_BIGINT = range(-(2**63), 2**63)
+
+
+def _check_cursor(key: Any, sort_col: InstrumentedAttribute[Any], row_id: int) -> None:
+    """A cursor is the client's to send back: one not made for this listing is a 400, not a
+    value the database refuses (a string for a time, a naive time, an id beyond 64 bits)."""
+    kind = sort_col.type.python_type
+    wrong = (
+        (key is not None and (type(key) is bool or not isinstance(key, kind)))
+        or (isinstance(key, datetime) and key.utcoffset() is None)
+        or (kind is int and key not in _BIGINT) or type(row_id) is bool or row_id not in _BIGINT
+    )
+    if wrong:
+        raise ApiError("cursor is not one this server issued", code="invalid_cursor")
+
+
 def keyset(
     stmt: Select[Any],
     sort_col: InstrumentedAttribute[Any],
@@ -52,6 +68,7 @@ def keyset(
     (that row says whether there is a next one)."""
     if cursor:
         key, last_id = decode_cursor(cursor)
+        _check_cursor(key, sort_col, last_id)
         # A row-value comparison is an index condition; the OR form is only a filter.
         # The cursor's values are bound with the columns' own types (UTC datetimes stay UTC).
         row, last = tuple_(sort_col, id_col), tuple_(literal(key, sort_col.type), literal(last_id, id_col.type))

@@ -40,11 +40,16 @@ def refuse_unstorable(value: Any) -> None:
         raise ValidationError({"_schema": [UNSTORABLE_MESSAGE]})
 
 
+def _not_json(name: str) -> Any:
+    """NaN and Infinity: Python's extension, not JSON (RFC 8259), and no database stores them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def parse_json(data: str | bytes, what: str = "the body", *, check_text: bool = True) -> Any:
     """A request body or part as JSON: 400 when it is not JSON, 422 when its text cannot be
     stored (unless the caller checks its items one by one, as a batch does)."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(f"{what} is not valid JSON", code="malformed_json") from None
     if check_text:

@@ -253,3 +253,15 @@ def test_lone_surrogates_are_refused_not_stored(app, station, stored):
     results = station.request("POST", EVENTS + "/batch", batch.encode()).get_json()["results"]
     assert [x["status"] for x in results] == ["invalid", "received"]
     assert snapshot(app)[:-1] == stored
+
+
+def test_nan_and_infinity_are_not_json(station, stored, app):
+    """Python's parser takes NaN and Infinity; JSON (RFC 8259) and PostgreSQL do not."""
+    extra = json.dumps({**event("nan"), "firmware_note": 1.5}).replace("1.5", "NaN")
+    for raw in (extra, '{"events": [' + extra + "]}"):
+        path = EVENTS if raw is extra else EVENTS + "/batch"
+        r = station.request("POST", path, raw.encode())
+        assert r.status_code == 400 and error_of(r)["code"] == "malformed_json"
+    speed = json.dumps(event("inf")).replace('"speed_kmh": 42.5', '"speed_kmh": Infinity')
+    assert station.request("POST", EVENTS, speed.encode()).status_code == 400
+    assert snapshot(app) == stored

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -145,6 +147,19 @@ def test_limits_and_cursor_are_validated(loop, client):
     r = client.get(f"{VIOLATIONS}?cursor=garbage", headers=loop.police)
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_cursor"
     assert client.get("/api/v1/cases?limit=501", headers=loop.police).status_code == 422
+
+
+@pytest.mark.parametrize("forged", [
+    ["x", 1], [5, 1], [{"t": "2026-01-01T00:00:00"}, 1],  # not a time; a number; a naive time
+    [{"t": "2026-01-01T00:00:00+00:00"}, 2**63], [{"t": "2026-01-01T00:00:00+00:00"}, True],
+])
+@pytest.mark.parametrize("path", [VIOLATIONS, "/api/v1/cases"])
+def test_a_cursor_not_made_for_the_listing_is_a_400(loop, client, forged, path):
+    cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+    r = client.get(f"{path}?cursor={cursor}", headers=loop.police)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_cursor"
+    fine = base64.urlsafe_b64encode(b'[{"t": "2026-01-01T00:00:00+00:00"}, 9]').decode()
+    assert client.get(f"{path}?cursor={fine}", headers=loop.police).status_code == 200
 
 
 def test_filters(loop, client, login):
