@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from core.registry import PLATE_COLORS
-from schemas.common import REGION, AwareDateTime, PageArgs, StrictInteger
+from schemas.common import REGION, AwareDateTime, Day, PageArgs, StrictInteger
 from schemas.registry import PlateField
 
 # The contract's enumerations (API.md section 6); enforcement.models stores these.
@@ -43,8 +43,8 @@ class SupervisoryTestIn(VehicleRef):
 
 
 class NoticeIn(Schema):
-    deadline_days = StrictInteger(load_default=None, validate=validate.Range(min=1))
-    issued_on = fields.Date(load_default=None)
+    deadline_days = StrictInteger(load_default=None, validate=validate.Range(1, 3650))
+    issued_on = Day(load_default=None)
 
 
 class PenaltyIn(Schema):
@@ -88,8 +88,8 @@ class ViolationQuery(PageArgs):
     plate_color = fields.String(load_default=None, validate=PLATE_COLOR)
     region = fields.String(load_default=None, validate=REGION)
     source = fields.String(load_default=None, validate=validate.OneOf(SOURCES))
-    from_ = fields.Date(load_default=None, data_key="from")
-    to = fields.Date(load_default=None)
+    from_ = Day(load_default=None, data_key="from")
+    to = Day(load_default=None)
 
     @validates_schema
     def _order(self, data: dict[str, Any], **_: object) -> None:

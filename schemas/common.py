@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -76,11 +76,36 @@ class StrictInteger(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+# Input dates and times are kept inside these years, so the arithmetic done on them (local
+# midnight in UTC, a day before, a deadline after) never leaves what Python can represent.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+_YEAR_MESSAGE = f"must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}"
+
+
+def check_year(year: int) -> None:
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise ValidationError(_YEAR_MESSAGE)
+
+
+class Day(fields.Date):
+    """A calendar day (YYYY-MM-DD) within the years Lantian accepts."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
+        day = super()._deserialize(value, attr, data, **kwargs)
+        check_year(day.year)
+        return day
+
+
 class AwareDateTime(fields.AwareDateTime):
     """RFC 3339 with an offset; answers always in UTC."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        check_year(moment.year)
+        return moment
 
     def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:

@@ -20,6 +20,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
 
+from schemas.common import EARLIEST_YEAR, LATEST_YEAR, AwareDateTime, StrictFloat, StrictInteger
+
 Check = Callable[[Any], bool]
 
 
@@ -114,23 +116,25 @@ def _rule(validator: Any) -> Check:
 
 
 def _kind(field: fields.Field) -> Check:
-    """The type rule of a field, as strict as its class: JSON types only, no coercion."""
-    if isinstance(field, fields.Integer) and field.strict:
+    """The type rule of a field, exactly as its class deserialises: JSON types only, no
+    coercion. Only classes whose `_deserialize` is mirrored here are accepted."""
+    kind = type(field)
+    if kind is StrictInteger:
         return lambda v: type(v) is int
-    if isinstance(field, fields.Float) and not field.allow_nan:
+    if kind is StrictFloat and not field.allow_nan:
         return lambda v: type(v) in (int, float) and abs(v) < 1e308 and not (type(v) is float and math.isnan(v))
-    if type(field) is fields.String:
+    if kind is fields.String:
         return lambda v: type(v) is str
-    if isinstance(field, fields.AwareDateTime) and field.format == "iso" and field.default_timezone is None:
-        return _aware_iso
+    if kind is AwareDateTime and field.default_timezone is None:
+        return _aware_iso_in_range
     raise TypeError(f"field {field!r} has no fast path")
 
 
-def _aware_iso(value: Any) -> bool:
+def _aware_iso_in_range(value: Any) -> bool:
     if type(value) is not str:
         return False
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return False
-    return parsed.utcoffset() is not None
+    return parsed.utcoffset() is not None and EARLIEST_YEAR <= parsed.year <= LATEST_YEAR

@@ -8,7 +8,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 from core import plates
 from core.registry import FUEL_TYPES, PLATE_COLORS, USE_NATURES
-from schemas.common import REGION, StrictInteger, validate_uscc
+from schemas.common import REGION, Day, StrictInteger, validate_uscc
 
 VIN = validate.Regexp(r"^[A-HJ-NPR-Z0-9]{17}$", error="must be 17 characters, digits and letters other than I, O, Q")
 CATEGORY = validate.Regexp(r"^(M1|M2|M3|N1|N2|N3|O[1-4]|L[1-7])$", error="must be a vehicle category such as M1 or N3")
@@ -41,8 +41,8 @@ class FleetsIn(Schema):
 
 
 class CycleIn(Schema):
-    last_on = fields.Date(required=True)
-    next_due_on = fields.Date(required=True)
+    last_on = Day(required=True)
+    next_due_on = Day(required=True)
 
     @validates_schema
     def _order(self, data: dict, **_: object) -> None:
@@ -61,7 +61,7 @@ class VehicleIn(Schema):
     category = fields.String(allow_none=True, validate=CATEGORY)
     emission_standard = StrictInteger(allow_none=True, validate=validate.Range(0, 6))
     use_nature = fields.String(allow_none=True, validate=validate.OneOf(USE_NATURES))
-    registered_on = fields.Date(allow_none=True)
+    registered_on = Day(allow_none=True)
     region = fields.String(allow_none=True, validate=REGION)
     fleet_code = fields.String(allow_none=True, validate=validate_uscc)
     inspection_cycle = fields.Nested(CycleIn, allow_none=True)

@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
-from schemas.common import REGION
+from schemas.common import REGION, check_year
 
 
 class MonthField(fields.String):
@@ -17,9 +17,11 @@ class MonthField(fields.String):
             year, month = text.split("-")
             if len(year) != 4 or len(month) != 2:
                 raise ValueError
-            return date(int(year), int(month), 1)
+            first = date(int(year), int(month), 1)
         except ValueError:
             raise ValidationError("must be a month as YYYY-MM") from None
+        check_year(first.year)
+        return first
 
 
 class SupervisionQuery(Schema):

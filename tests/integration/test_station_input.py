@@ -265,3 +265,9 @@ def test_nan_and_infinity_are_not_json(station, stored, app):
     speed = json.dumps(event("inf")).replace('"speed_kmh": 42.5', '"speed_kmh": Infinity')
     assert station.request("POST", EVENTS, speed.encode()).status_code == 400
     assert snapshot(app) == stored
+
+
+def test_a_measurement_dated_outside_the_calendar_in_use_is_422(station, stored, app):
+    r = station.post_json(EVENTS, event("year-one", at=datetime(1, 1, 1, 12, tzinfo=CST)))
+    assert r.status_code == 422 and "measured_at" in error_of(r)["fields"]
+    assert snapshot(app) == stored

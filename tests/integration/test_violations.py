@@ -162,6 +162,24 @@ def test_a_cursor_not_made_for_the_listing_is_a_400(loop, client, forged, path):
     assert client.get(f"{path}?cursor={fine}", headers=loop.police).status_code == 200
 
 
+def test_dates_far_outside_the_calendar_in_use_are_422(loop, client, login):
+    """Year 1 or 9999 would overflow the date arithmetic (local midnight in UTC, a day after)."""
+    for query in ("from=0001-01-01", "to=9999-12-31", "from=1899-12-31"):
+        r = client.get(f"{VIOLATIONS}?{query}", headers=loop.police)
+        assert r.status_code == 422 and r.get_json()["error"]["code"] == "validation_error", query
+    assert client.get(f"{VIOLATIONS}?from=1900-01-01&to=2999-12-31", headers=loop.police).status_code == 200
+    assert client.get("/api/v1/stats/supervision?month=0001-01", headers=login("env_officer")).status_code == 422
+    assert loop.supervisory_test(tested_at="0001-01-01T00:00:00+08:00").status_code == 422
+    case_id = loop.open_case()
+    assert loop.notice(case_id, deadline_days=10**6).status_code == 422
+    assert loop.notice(case_id, issued_on="0001-01-01").status_code == 422
+    assert loop.notice(case_id, deadline_days=3650).status_code == 201
+    cycle = {"last_on": "0001-01-01", "next_due_on": "0002-01-01"}
+    r = client.put("/api/v1/registry/vehicles", json={"vehicles": [vehicle(plate="苏B77777", inspection_cycle=cycle)]},
+                   headers=login("transport"))
+    assert r.status_code == 422
+
+
 def test_filters(loop, client, login):
     mine = _violations_at(loop, 2)
     loop.supervisory_test("苏B99999", color="blue", kind="depot_check")
