@@ -22,6 +22,12 @@ TEST_DB = os.environ.get("LANTIAN_TEST_DATABASE_URL")
 TEST_REDIS = os.environ.get("LANTIAN_TEST_REDIS_URL")
 
 
+def needs_postgres(why: str) -> pytest.MarkDecorator:
+    """For a test of what only a PostgreSQL server does (row locks, killed connections);
+    the suite's PostgreSQL pass runs it."""
+    return pytest.mark.skipif(not (TEST_DB or "").startswith("postgresql"), reason=why)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = TEST_DB or f"sqlite:///{tmp_path_factory.mktemp('db') / 'lantian.db'}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import threading
 from datetime import date, datetime, time, timedelta
 from itertools import count
@@ -19,6 +18,7 @@ from core.registry import Vehicle
 from enforcement.models import Listing, Strike
 from enforcement.violations import record_violation
 from schemas.common import uscc_valid
+from tests.conftest import needs_postgres
 from tests.factories import CST, vehicle
 
 _refs = count(1)
@@ -280,8 +280,7 @@ def test_a_fleet_reaches_ten_percent_when_a_clean_vehicle_leaves(app, client, tr
     assert entry.ratio == 0.1
 
 
-@pytest.mark.skipif(not os.environ.get("LANTIAN_TEST_DATABASE_URL", "").startswith("postgresql"),
-                    reason="row locks need PostgreSQL (SQLite serialises writers anyway)")
+@needs_postgres("row locks need PostgreSQL (SQLite serialises writers anyway)")
 def test_concurrent_workers_list_a_fleet_exactly_once(app, client, transport):
     plates = fleet_of(client, transport, 1, 20, 100)
     barrier = threading.Barrier(4)

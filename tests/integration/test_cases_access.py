@@ -13,7 +13,7 @@ from core.registry import Vehicle
 from core.settings import Policy
 from enforcement import violations
 from enforcement.models import Case, Violation
-from tests.conftest import TEST_DB
+from tests.conftest import needs_postgres
 from tests.factories import CST, vehicle
 from tests.integration.test_cases import PLATE, Loop
 
@@ -90,7 +90,7 @@ def test_case_list_filters_by_status(loop, client):
     assert client.get("/api/v1/cases?status=lost", headers=loop.police).status_code == 422
 
 
-@pytest.mark.skipif(not (TEST_DB or "").startswith("postgresql"), reason="row locks need PostgreSQL")
+@needs_postgres("row locks need PostgreSQL")
 def test_concurrent_violations_leave_exactly_one_open_case(app, client, login):
     register = client.put("/api/v1/registry/vehicles", json={"vehicles": [vehicle()]}, headers=login("transport"))
     assert register.status_code == 200

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from core.db import make_engine
 from lantian.cli import alembic_config
 from lantian.models import metadata
-from tests.conftest import TEST_DB
+from tests.conftest import needs_postgres
 from tests.factories import event
 
 
@@ -64,7 +64,7 @@ def _kill_other_connections(app):
     engine.dispose()
 
 
-@pytest.mark.skipif(not TEST_DB or not TEST_DB.startswith("postgresql"), reason="needs PostgreSQL")
+@needs_postgres("killing backends needs a PostgreSQL server")
 def test_a_lost_database_connection_is_a_503_and_the_next_request_works(app, station, monkeypatch):
     from core import db as core_db
 
@@ -78,7 +78,7 @@ def test_a_lost_database_connection_is_a_503_and_the_next_request_works(app, sta
     assert station.post_json("/api/v1/remote-sensing/events", event("during")).status_code == 202
 
 
-@pytest.mark.skipif(not TEST_DB or not TEST_DB.startswith("postgresql"), reason="needs PostgreSQL")
+@needs_postgres("killing backends needs a PostgreSQL server")
 def test_an_idle_pooled_connection_is_tested_before_use(app, station, monkeypatch):
     from core import db as core_db
 
