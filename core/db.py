@@ -118,6 +118,50 @@ def _ping_when_idle(engine: Engine) -> None:
             raise exc.DisconnectionError("pooled connection is dead") from err
 
 
+class DriverConnection:
+    """A pooled psycopg connection in autocommit, for the statements run on every station
+    request (PostgreSQL only): a Session and SQLAlchemy's execution layers cost more CPU
+    than those statements themselves.
+
+    The pool hands it out like any other connection (the idle ping included) and gets it
+    back in its default mode; a connection that broke is invalidated, so the pool replaces it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._fairy = engine.raw_connection()
+        self.conn: Any = self._fairy.driver_connection
+        try:
+            self.conn.autocommit = True
+        except Exception:
+            self._fairy.invalidate()
+            self._fairy.close()
+            raise
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.conn.broken)
+
+    def release(self) -> None:
+        try:
+            if self.conn.broken:
+                self._fairy.invalidate()
+            else:
+                self.conn.autocommit = False  # what a Session expects; no round trip when idle
+        except Exception:
+            self._fairy.invalidate()
+        self._fairy.close()
+
+
+_PSYCOPG_DIALECT = postgresql.psycopg.dialect()
+
+
+@functools.cache
+def driver_sql(stmt: Any) -> str:
+    """A Core statement (a module-level constant) as psycopg SQL, compiled once: its bind
+    parameters become `%(name)s`."""
+    return str(stmt.compile(dialect=_PSYCOPG_DIALECT))
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
@@ -159,6 +203,17 @@ def insert_ignore_returning(
     return list(session.execute(stmt, list(rows)))
 
 
+def driver_insert_ignore_returning(
+    conn: Any, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], returning: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """`insert_ignore_returning` on a psycopg connection (`DriverConnection.conn`)."""
+    if not rows:
+        return []
+    names, values = _with_defaults(table, rows)
+    sql = _driver_insert_ignore(table, names, tuple(keys), tuple(returning))
+    return conn.execute(sql, {"rows": _json_rows(values)}).fetchall()
+
+
 def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
     """INSERT ... ON CONFLICT (keys) DO UPDATE every other given column, on either database."""
     if not rows:
@@ -196,10 +251,24 @@ def update_many(session: Session, table: Any, rows: Sequence[dict[str, Any]], ke
 
 @functools.cache
 def _pg_insert_ignore(table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...]) -> Any:
-    return text(
-        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} FROM {_recordset(table, names)}"
+    return text(_insert_ignore_sql(table, names, keys, returning, ":rows")).columns(
+        *(table.c[name] for name in returning)
+    )
+
+
+@functools.cache
+def _driver_insert_ignore(table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...]) -> str:
+    return _insert_ignore_sql(table, names, keys, returning, "%(rows)s")
+
+
+def _insert_ignore_sql(
+    table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...], rows_param: str
+) -> str:
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)}"
+        f" FROM {_recordset(table, names, rows_param)}"
         f" ON CONFLICT ({', '.join(keys)}) DO NOTHING RETURNING {', '.join(returning)}"
-    ).columns(*(table.c[name] for name in returning))
+    )
 
 
 @functools.cache
@@ -218,7 +287,7 @@ def _pg_update(table: Any, key: str, names: tuple[str, ...]) -> Any:
     )
 
 
-def _recordset(table: Any, names: Sequence[str]) -> str:
+def _recordset(table: Any, names: Sequence[str], rows_param: str = ":rows") -> str:
     """The `:rows` parameter, a JSON array of objects, as a relation `v` typed like the table.
 
     All rows travel as one parameter and the SQL text stays the same for any number of
@@ -226,7 +295,7 @@ def _recordset(table: Any, names: Sequence[str]) -> str:
     was a new, long statement each time (parsed again by the driver and the server).
     """
     types = ", ".join(f"{n} {table.c[n].type.compile(dialect=_PG_DIALECT)}" for n in names)
-    return f"jsonb_to_recordset(CAST(:rows AS jsonb)) AS v({types})"
+    return f"jsonb_to_recordset(CAST({rows_param} AS jsonb)) AS v({types})"
 
 
 def _with_defaults(table: Any, rows: Sequence[dict[str, Any]]) -> tuple[tuple[str, ...], Sequence[dict[str, Any]]]:

@@ -24,8 +24,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    # For requests that write with a single statement: no BEGIN and no COMMIT round trips.
-    autocommit_sessions: sessionmaker[Session]
+    dispatcher: queue.Dispatcher  # for work committed outside a Session (DriverConnection)
     redis: Any | None  # raw-bytes client, as RQ requires
     rq_queue: Any | None
     pid: int
@@ -34,11 +33,14 @@ class Runtime:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
 
+    @property
+    def postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
 
 def build(settings: Settings) -> Runtime:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    autocommit_sessions = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     redis = rq_queue = None
     dispatcher: queue.Dispatcher = queue.InlineDispatcher()
     if settings.redis_url:
@@ -48,10 +50,9 @@ def build(settings: Settings) -> Runtime:
         redis = Redis.from_url(settings.redis_url)
         rq_queue = Queue(settings.queue_name, connection=redis, serializer="rq.serializers.JSONSerializer")
         dispatcher = queue.RQDispatcher(rq_queue)
-    for factory in (sessions, autocommit_sessions):
-        audit.install(factory)
-        queue.install(factory, dispatcher)
-    return Runtime(settings, engine, sessions, autocommit_sessions, redis, rq_queue, os.getpid())
+    audit.install(sessions)
+    queue.install(sessions, dispatcher)
+    return Runtime(settings, engine, sessions, dispatcher, redis, rq_queue, os.getpid())
 
 
 _current: Runtime | None = None

@@ -3,6 +3,11 @@
 `event_id` is the idempotency key per station: the same body again is a duplicate (the
 stored id is answered), a different body under the same id is a conflict and changes
 nothing.
+
+One algorithm, two stores: `SessionStore` works on any database inside the request's
+transaction; `DriverStore` runs the same statements on a raw psycopg connection in
+autocommit (PostgreSQL), where a Session cost more CPU than the insert itself. Either way
+the job is handed over only once the rows are committed.
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from core.db import insert_ignore_returning
-from core.queue import enqueue_after_commit
+from core.db import driver_insert_ignore_returning, driver_sql, insert_ignore_returning
+from core.queue import Dispatcher, JobRequest, enqueue_after_commit
 from remote_sensing.models import Event
 from schemas.common import not_in_future, refuse_unstorable
 from schemas.compiled import compile_check
@@ -69,16 +75,70 @@ def _row(station_id: int, body: dict[str, Any], data: dict[str, Any]) -> dict[st
     }
 
 
-def _stored(session: Session, station_id: int, event_ids: list[str]) -> dict[str, tuple[int, str]]:
-    if not event_ids:
-        return {}
-    query = select(Event.event_id, Event.id, Event.body_hash).where(
-        Event.station_id == station_id, Event.event_id.in_(event_ids)
-    )
-    return {event_id: (pk, digest) for event_id, pk, digest in session.execute(query)}
+_KEY = ["station_id", "event_id"]
 
 
-def ingest(session: Session, station_id: int, bodies: list[Any], future_tolerance_s: int) -> list[Outcome]:
+class Store(Protocol):
+    def insert(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        """(id, event_id) of the rows inserted; rows whose key exists are skipped."""
+        ...
+
+    def stored(self, station_id: int, event_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """event_id -> (id, body_hash) of stored events."""
+        ...
+
+    def finish(self, job: JobRequest | None) -> None:
+        """Make the inserted rows durable, then hand `job` over."""
+        ...
+
+
+class SessionStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def insert(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        return [(pk, event_id) for pk, event_id in insert_ignore_returning(
+            self.session, Event.__table__, rows, _KEY, [Event.id, Event.event_id])]
+
+    def stored(self, station_id: int, event_ids: list[str]) -> dict[str, tuple[int, str]]:
+        query = select(Event.event_id, Event.id, Event.body_hash).where(
+            Event.station_id == station_id, Event.event_id.in_(event_ids)
+        )
+        return {event_id: (pk, digest) for event_id, pk, digest in self.session.execute(query)}
+
+    def finish(self, job: JobRequest | None) -> None:
+        if job:
+            enqueue_after_commit(self.session, job.path, *job.args, job_id=job.job_id, coalesce=job.coalesce)
+        self.session.commit()
+
+
+_STORED = select(Event.event_id, Event.id, Event.body_hash).where(
+    Event.station_id == bindparam("station_id"),
+    Event.event_id == any_(bindparam("event_ids", type_=ARRAY(String))),
+)
+
+
+class DriverStore:
+    """PostgreSQL, a psycopg connection in autocommit: each statement commits by itself (the
+    insert is one statement whatever the number of rows)."""
+
+    def __init__(self, conn: Any, dispatcher: Dispatcher) -> None:
+        self.conn = conn
+        self.dispatcher = dispatcher
+
+    def insert(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        return driver_insert_ignore_returning(self.conn, Event.__table__, rows, _KEY, ["id", "event_id"])
+
+    def stored(self, station_id: int, event_ids: list[str]) -> dict[str, tuple[int, str]]:
+        cursor = self.conn.execute(driver_sql(_STORED), {"station_id": station_id, "event_ids": event_ids})
+        return {event_id: (pk, digest) for event_id, pk, digest in cursor}
+
+    def finish(self, job: JobRequest | None) -> None:
+        if job:
+            self.dispatcher.dispatch([job])
+
+
+def ingest(store: Store, station_id: int, bodies: list[Any], future_tolerance_s: int) -> list[Outcome]:
     """Store the valid events of `bodies`, answer each in request order, and commit."""
     outcomes: list[Outcome] = []
     hashes: list[str | None] = []
@@ -100,13 +160,9 @@ def ingest(session: Session, station_id: int, bodies: list[Any], future_toleranc
         return outcomes
 
     # One statement in the common case: only replays need a second look.
-    inserted = {
-        event_id: (pk, rows[event_id]["body_hash"])
-        for pk, event_id in insert_ignore_returning(
-            session, Event.__table__, list(rows.values()), ["station_id", "event_id"], [Event.id, Event.event_id]
-        )
-    }
-    stored = {**_stored(session, station_id, [e for e in rows if e not in inserted]), **inserted}
+    inserted = {event_id: (pk, rows[event_id]["body_hash"]) for pk, event_id in store.insert(list(rows.values()))}
+    replayed = [e for e in rows if e not in inserted]
+    stored = {**(store.stored(station_id, replayed) if replayed else {}), **inserted}
 
     answered: set[str] = set()
     for outcome, digest in zip(outcomes, hashes, strict=True):
@@ -120,8 +176,6 @@ def ingest(session: Session, station_id: int, bodies: list[Any], future_toleranc
             outcome.status = DUPLICATE
         answered.add(outcome.event_id)
 
-    if inserted:
-        first = min(pk for pk, _ in inserted.values())
-        enqueue_after_commit(session, JUDGE_JOB, job_id=f"judge-{first}", coalesce="judge")
-    session.commit()
+    first = min((pk for pk, _ in inserted.values()), default=None)
+    store.finish(JobRequest(JUDGE_JOB, job_id=f"judge-{first}", coalesce="judge") if first is not None else None)
     return outcomes

@@ -673,7 +673,7 @@ class Bench:
                 load(self.spec("batch", port, 2, 2, batch=500, threads=2), a.client_procs, self.groups)
                 runs = []
                 for r in range(a.runs):
-                    count = int(a.seconds * 30 / a.client_procs) + 1  # up to 15,000 events/s
+                    count = int(a.seconds * 60 / a.client_procs) + 1  # up to 30,000 events/s
                     res = load(self.spec("batch", port, a.seconds, count, batch=500, threads=2), a.client_procs,
                                self.groups)
                     runs.append(res)
@@ -717,7 +717,7 @@ class Bench:
             bodies = [make_event(self._rng, f"{self.tag}-pre-{self._seq:08d}-{j:04d}", now) for j in range(k)]
             self._seq += 1
             with self._sessions() as session:
-                outcomes = ingest.ingest(session, sid, bodies, 300)
+                outcomes = ingest.ingest(ingest.SessionStore(session), sid, bodies, 300)
             assert all(o.status == "received" for o in outcomes), Counter(o.status for o in outcomes)
             need -= k
         dt = time.perf_counter() - t

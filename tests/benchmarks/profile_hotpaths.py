@@ -221,7 +221,7 @@ def main() -> None:
         for start in range(0, need, 1000):
             bodies = [make_event(rng, f"prf-{tag}-j{start + k:07d}", now) for k in range(min(1000, need - start))]
             with rt.sessions() as s:
-                ingest.ingest(s, station_id, bodies, 300)
+                ingest.ingest(ingest.SessionStore(s), station_id, bodies, 300)
         Redis.from_url(a.redis_url).flushdb()  # the drain runs here, not in a worker
         with rt.sessions() as s:
             waiting = s.scalar(text("SELECT count(*) FROM rs_events WHERE status = 'received'"))

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from core.db import DriverConnection
 from core.identity import Station
 from remote_sensing import ingest
 from remote_sensing.models import Event
+from tests.conftest import needs_postgres
 from tests.factories import event
 
 _codes = itertools.count()
@@ -21,9 +26,24 @@ requests = st.lists(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1)), mi
                     min_size=1, max_size=6)
 
 
+@contextmanager
+def store_of(rt, kind: str) -> Iterator[ingest.Store]:
+    """The store each endpoint uses: a Session anywhere, the driver connection on PostgreSQL."""
+    if kind == "session":
+        with rt.sessions() as s:
+            yield ingest.SessionStore(s)
+        return
+    connection = DriverConnection(rt.engine)
+    try:
+        yield ingest.DriverStore(connection.conn, rt.dispatcher)
+    finally:
+        connection.release()
+
+
+@pytest.mark.parametrize("kind", ["session", pytest.param("driver", marks=needs_postgres("a psycopg connection"))])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(requests)
-def test_replays_never_duplicate_or_overwrite(app, calls):
+def test_replays_never_duplicate_or_overwrite(app, kind, calls):
     rt = app.extensions["lantian"]
     with rt.sessions() as s, s.begin():
         station = Station(code=f"P{next(_codes)}", kind="remote_sensing", region="320200",
@@ -32,8 +52,8 @@ def test_replays_never_duplicate_or_overwrite(app, calls):
     first_variant: dict[int, int] = {}
     ids: dict[int, int] = {}
     for call in calls:
-        with rt.sessions() as s:
-            outcomes = ingest.ingest(s, station.id, [BODIES[c] for c in call], 300)
+        with store_of(rt, kind) as store:
+            outcomes = ingest.ingest(store, station.id, [BODIES[c] for c in call], 300)
         for (eid, variant), outcome in zip(call, outcomes, strict=True):
             expected_first = eid not in first_variant
             first_variant.setdefault(eid, variant)

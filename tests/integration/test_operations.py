@@ -88,10 +88,15 @@ def test_an_idle_pooled_connection_is_tested_before_use(app, station, monkeypatc
     assert station.post_json("/api/v1/remote-sensing/events", event("after")).status_code == 202
 
 
-def test_audit_records_are_refused_outside_a_transaction(app):
-    from core import audit
-
-    with app.extensions["lantian"].autocommit_sessions() as s:
-        audit.append(s, actor="test", action="probe", subject_type="test", subject_id=1)
-        with pytest.raises(RuntimeError, match="need a transaction"):
-            s.commit()
+@needs_postgres("the driver connection is PostgreSQL's")
+def test_a_station_request_gives_its_connection_back_in_transaction_mode(app, station):
+    """Station requests run their statements in autocommit; a Session later handed the same
+    pooled connection must get transactions again, or its rollbacks would undo nothing."""
+    assert station.post_json("/api/v1/remote-sensing/events", event("mode")).status_code == 202
+    engine = app.extensions["lantian"].engine
+    idle = [engine.raw_connection() for _ in range(engine.pool.checkedin())]
+    try:
+        assert idle and not any(c.driver_connection.autocommit for c in idle)
+    finally:
+        for c in idle:
+            c.close()
