@@ -204,14 +204,16 @@ def insert_ignore_returning(
 
 
 def driver_insert_ignore_returning(
-    conn: Any, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], returning: Sequence[str]
+    conn: Any, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], returning: Sequence[str],
+    *, where: Any = None, params: dict[str, Any] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """`insert_ignore_returning` on a psycopg connection (`DriverConnection.conn`)."""
+    """`insert_ignore_returning` on a psycopg connection (`DriverConnection.conn`); with
+    `where` (a Core condition, a module-level constant, its binds in `params`), only if it holds."""
     if not rows:
         return []
     names, values = _with_defaults(table, rows)
-    sql = _driver_insert_ignore(table, names, tuple(keys), tuple(returning))
-    return conn.execute(sql, {"rows": _json_rows(values)}).fetchall()
+    sql = _driver_insert_ignore(table, names, tuple(keys), tuple(returning), where)
+    return conn.execute(sql, {**(params or {}), "rows": _json_rows(values)}).fetchall()
 
 
 def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
@@ -257,16 +259,19 @@ def _pg_insert_ignore(table: Any, names: tuple[str, ...], keys: tuple[str, ...],
 
 
 @functools.cache
-def _driver_insert_ignore(table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...]) -> str:
-    return _insert_ignore_sql(table, names, keys, returning, "%(rows)s")
+def _driver_insert_ignore(
+    table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...], where: Any
+) -> str:
+    return _insert_ignore_sql(table, names, keys, returning, "%(rows)s", driver_sql(where) if where is not None else "")
 
 
 def _insert_ignore_sql(
-    table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...], rows_param: str
+    table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...], rows_param: str,
+    where: str = "",
 ) -> str:
     return (
         f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)}"
-        f" FROM {_recordset(table, names, rows_param)}"
+        f" FROM {_recordset(table, names, rows_param)}{f' WHERE {where}' if where else ''}"
         f" ON CONFLICT ({', '.join(keys)}) DO NOTHING RETURNING {', '.join(returning)}"
     )
 

@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, Date, ForeignKey, String, select
+from sqlalchemy import Boolean, Date, ForeignKey, String, bindparam, exists, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base, BigId, UTCDateTime, utcnow
@@ -65,6 +65,13 @@ class Station(Base):
     # HMAC verification needs the shared secret itself; it never leaves the server again.
     secret: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The condition for a write accepted on remembered credentials (bound: key_id, secret): the
+# station still has that key and secret and is not suspended, when the write happens.
+KEY_STILL_VALID = exists().where(
+    Station.key_id == bindparam("key_id"), Station.secret == bindparam("secret"), Station.suspended.is_(False)
+)
 
 
 # --- passwords ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ any fork, so no connection is ever shared across processes.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,8 @@ class Runtime:
     redis: Any | None  # raw-bytes client, as RQ requires
     rq_queue: Any | None
     pid: int
+    # key_id -> the station row last read for it (web.StationKey): never trusted alone.
+    station_keys: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -126,12 +126,23 @@ def signed_path() -> str:
 
 
 @dataclass(frozen=True)
+class StationKey:
+    """The credentials a request was accepted on without reading the station (see
+    `require_station(remembered=True)`): the request's write must be made on the condition
+    `identity.KEY_STILL_VALID`."""
+
+    key_id: str
+    secret: str
+
+
+@dataclass(frozen=True)
 class StationCaller:
     """The station that signed the request, as plain values (read with one Core query)."""
 
     id: int
     kind: str
     region: str
+    unconfirmed: StationKey | None = None
 
 
 # Core, not ORM, and on PostgreSQL straight through the driver: this runs on every station request.
@@ -142,23 +153,36 @@ _STATION_BY_KEY = select(
 ).where(_STATION_COLUMNS.key_id == bindparam("key_id"))
 
 
-def _authenticate_station(kind: str | None) -> StationCaller:
+def _authenticate_station(kind: str | None, *, remembered: bool = False) -> StationCaller:
     key_id = request.headers.get("X-Station-Key", "")
     timestamp = request.headers.get("X-Timestamp", "")
     signature = request.headers.get("X-Signature", "")
     if not (key_id and timestamp and signature):
         raise Unauthorized("X-Station-Key, X-Timestamp and X-Signature are required", code="signature_required")
-    window = runtime().settings.signature_window_s
+    rt = runtime()
+    window = rt.settings.signature_window_s
     if not identity.timestamp_fresh(timestamp, time.time(), window):
         raise Unauthorized(f"X-Timestamp is more than {window} s from the server clock", code="stale_timestamp")
-    if runtime().postgres:
+    body = request.get_data(cache=True)
+
+    def signed_with(secret: str) -> bool:
+        return identity.signature_matches(secret, signature, request.method, signed_path(), timestamp, body)
+
+    known = rt.station_keys.get(key_id) if remembered else None
+    if known is not None and not known[4] and known[1] == kind and signed_with(known[3]):
+        return StationCaller(known[0], known[1], known[2], StationKey(key_id, known[3]))
+    # Every refusal is decided on the station as stored now.
+    if rt.postgres:
         row = driver().execute(driver_sql(_STATION_BY_KEY), {"key_id": key_id}).fetchone()
+        if row is None:
+            rt.station_keys.pop(key_id, None)
+        else:
+            rt.station_keys[key_id] = row
     else:
         row = db().connection().execute(_STATION_BY_KEY, {"key_id": key_id}).first()
-    body = request.get_data(cache=True)
     # An unknown key and a bad signature answer alike, so keys cannot be probed.
     station_id, station_kind, region, secret, suspended = row or (0, "", "", "unknown-key", False)
-    if not identity.signature_matches(secret, signature, request.method, signed_path(), timestamp, body) or not row:
+    if not signed_with(secret) or not row:
         raise Unauthorized("the signature does not match", code="bad_signature")
     if suspended:
         raise Forbidden("this station is suspended", code="station_suspended")
@@ -167,11 +191,22 @@ def _authenticate_station(kind: str | None) -> StationCaller:
     return StationCaller(station_id, station_kind, region)
 
 
-def require_station(kind: str | None = None) -> Callable[[F], F]:
+def confirm_station(kind: str | None) -> StationCaller:
+    """Authenticate the request again on the station as stored now (401/403 when it no longer
+    holds), after a write guarded by `StationCaller.unconfirmed` did not happen."""
+    return _authenticate_station(kind)
+
+
+def require_station(kind: str | None = None, *, remembered: bool = False) -> Callable[[F], F]:
+    """Signed station requests of `kind`. With `remembered` (PostgreSQL), a request signed with
+    the credentials this process last read for its key is accepted without reading the
+    station again: the view must then make its write conditional on them
+    (`g.station.unconfirmed`) and call `confirm_station` when it did not happen."""
+
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            g.station = _authenticate_station(kind)
+            g.station = _authenticate_station(kind, remembered=remembered)
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from core.db import driver_insert_ignore_returning, driver_sql, insert_ignore_returning
+from core.identity import KEY_STILL_VALID
 from core.queue import Dispatcher, JobRequest, enqueue_after_commit
 from remote_sensing.models import Event
 from schemas.common import not_in_future, refuse_unstorable
@@ -51,11 +53,14 @@ class Outcome:
     errors: dict[str, Any] | None = field(default=None)
 
 
-def validate_event(body: Any, future_tolerance_s: int) -> dict[str, Any]:
-    """The loaded event, or ValidationError with marshmallow's field -> messages shape."""
+def validate_event(body: Any, future_tolerance_s: int, *, text_checked: bool = False) -> dict[str, Any]:
+    """The loaded event, or ValidationError with marshmallow's field -> messages shape.
+
+    `text_checked`: the caller knows that no string in `body` holds NUL or a lone surrogate."""
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["an event must be a JSON object"]})
-    refuse_unstorable(body)
+    if not text_checked:
+        refuse_unstorable(body)
     if _certainly_valid(body):
         data = {"event_id": body["event_id"], "measured_at": datetime.fromisoformat(body["measured_at"])}
     else:
@@ -120,14 +125,34 @@ _STORED = select(Event.event_id, Event.id, Event.body_hash).where(
 
 class DriverStore:
     """PostgreSQL, a psycopg connection in autocommit: each statement commits by itself (the
-    insert is one statement whatever the number of rows)."""
+    insert is one statement whatever the number of rows).
 
-    def __init__(self, conn: Any, dispatcher: Dispatcher) -> None:
+    With `unconfirmed` credentials (the station was not read for this request), the insert
+    happens only while the station still has them; when it inserts nothing, `confirm`
+    authenticates the request on the station as stored (raising 401/403 when that fails) and
+    the insert is made again without the condition."""
+
+    def __init__(
+        self, conn: Any, dispatcher: Dispatcher,
+        unconfirmed: Any = None, confirm: Callable[[], object] | None = None,
+    ) -> None:
         self.conn = conn
         self.dispatcher = dispatcher
+        self.unconfirmed = unconfirmed
+        self.confirm = confirm
 
     def insert(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
-        return driver_insert_ignore_returning(self.conn, Event.__table__, rows, _KEY, ["id", "event_id"])
+        if self.unconfirmed is None or self.confirm is None:
+            return driver_insert_ignore_returning(self.conn, Event.__table__, rows, _KEY, ["id", "event_id"])
+        inserted = driver_insert_ignore_returning(
+            self.conn, Event.__table__, rows, _KEY, ["id", "event_id"],
+            where=KEY_STILL_VALID, params={"key_id": self.unconfirmed.key_id, "secret": self.unconfirmed.secret},
+        )
+        if inserted:  # the condition held, so whatever was not inserted is stored already
+            return inserted
+        self.confirm()
+        self.unconfirmed = None
+        return self.insert(rows)
 
     def stored(self, station_id: int, event_ids: list[str]) -> dict[str, tuple[int, str]]:
         cursor = self.conn.execute(driver_sql(_STORED), {"station_id": station_id, "event_ids": event_ids})
@@ -138,14 +163,18 @@ class DriverStore:
             self.dispatcher.dispatch([job])
 
 
-def ingest(store: Store, station_id: int, bodies: list[Any], future_tolerance_s: int) -> list[Outcome]:
-    """Store the valid events of `bodies`, answer each in request order, and commit."""
+def ingest(
+    store: Store, station_id: int, bodies: list[Any], future_tolerance_s: int, *, text_checked: bool = False
+) -> list[Outcome]:
+    """Store the valid events of `bodies`, answer each in request order, and commit.
+
+    `text_checked` as for `validate_event`, for all of `bodies`."""
     outcomes: list[Outcome] = []
     hashes: list[str | None] = []
     rows: dict[str, dict[str, Any]] = {}
     for body in bodies:
         try:
-            data = validate_event(body, future_tolerance_s)
+            data = validate_event(body, future_tolerance_s, text_checked=text_checked)
         except ValidationError as err:
             event_id = body.get("event_id") if isinstance(body, dict) else None
             messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}

@@ -35,6 +35,16 @@ def has_unstorable(value: Any) -> bool:
     return False
 
 
+def may_hold_unstorable(raw: str | bytes) -> bool:
+    """Whether JSON text could hold NUL or a lone surrogate once parsed, so that only such
+    text needs `has_unstorable`'s walk. In UTF-8 bytes either needs a \\u escape, a NUL byte
+    (refused by the parser, but counted) or a lead byte 0xED (the parser decodes surrogates
+    with "surrogatepass"); UTF-16 and UTF-32 text, which the parser also takes, has NUL bytes."""
+    if isinstance(raw, bytes):
+        return b"\\u" in raw or b"\x00" in raw or b"\xed" in raw
+    return "\\u" in raw or _UNSTORABLE.search(raw) is not None
+
+
 def refuse_unstorable(value: Any) -> None:
     if has_unstorable(value):
         raise ValidationError({"_schema": [UNSTORABLE_MESSAGE]})
@@ -52,7 +62,7 @@ def parse_json(data: str | bytes, what: str = "the body", *, check_text: bool = 
         value = json.loads(data, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(f"{what} is not valid JSON", code="malformed_json") from None
-    if check_text:
+    if check_text and may_hold_unstorable(data):
         refuse_unstorable(value)
     return value
 

@@ -643,7 +643,8 @@ class Bench:
         def paged(stmt: Any, sort_col: Any, id_col: Any, cursor: str | None = None, limit: int = 50) -> Any:
             return keyset(stmt, sort_col, id_col, limit=limit, cursor=cursor)  # as core.pagination.page does
 
-        tz_today = datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo(TZ)).date()
+        tz = __import__("zoneinfo").ZoneInfo(TZ)
+        tz_today = datetime.now(UTC).astimezone(tz).date()
         win = self.results.get("window") or {
             "from": (tz_today - timedelta(days=30)).isoformat(), "to": tz_today.isoformat(),
             "old_from": (tz_today - timedelta(days=210)).isoformat(),
@@ -695,13 +696,13 @@ class Bench:
                 scope=None, today=tz_today, overdue=True, region="320200"), Case.opened_at, Case.id)),
             ("(e) violations region+window, scoped", paged(violations_query(ViolationFilter(
                 scope=SCOPE, region="320200", since=date.fromisoformat(win["from"]),
-                until=date.fromisoformat(win["to"]))), Violation.detected_at, Violation.id)),
+                until=date.fromisoformat(win["to"]), tz=tz)), Violation.detected_at, Violation.id)),
             ("(e) violations region+window, unscoped", paged(violations_query(ViolationFilter(
                 scope=None, region="320200", since=date.fromisoformat(win["from"]),
-                until=date.fromisoformat(win["to"]))), Violation.detected_at, Violation.id)),
+                until=date.fromisoformat(win["to"]), tz=tz)), Violation.detected_at, Violation.id)),
             ("(e2) violations region+old window, scoped", paged(violations_query(ViolationFilter(
                 scope=SCOPE, region="320200", since=date.fromisoformat(win["old_from"]),
-                until=date.fromisoformat(win["old_to"]))), Violation.detected_at, Violation.id)),
+                until=date.fromisoformat(win["old_to"]), tz=tz)), Violation.detected_at, Violation.id)),
         ]
         plans = {}
         for label, stmt in queries:

@@ -7,8 +7,9 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from core.identity import Station
 from remote_sensing.models import Event
 from tests.factories import CST, event
 
@@ -104,6 +105,20 @@ def test_suspended_station_403_then_resumed(app, station, runner, stored):
     assert snapshot(app) == stored
     cli_json(runner, "stations", "resume", "--code", "RS001")
     assert station.post_json(EVENTS, event("after")).status_code == 202
+
+
+def test_a_secret_changed_elsewhere_takes_effect_at_once(app, station, stored):
+    """This process remembers the credentials it read (on PostgreSQL its hottest route does not
+    read the station again); a secret changed by another process must still win at once."""
+    with app.extensions["lantian"].sessions() as s, s.begin():
+        s.execute(update(Station).where(Station.key_id == station.key_id).values(secret="rotated-secret"))
+    r = station.post_json(EVENTS, event("old-secret"))
+    assert r.status_code == 401 and error_of(r)["code"] == "bad_signature"
+    assert snapshot(app) == stored
+    station.secret = "rotated-secret"
+    body = event("new-secret")
+    assert station.post_json(EVENTS, body).status_code == 202
+    assert station.post_json(EVENTS, body).status_code == 200
 
 
 def test_black_smoke_station_cannot_post_events(app, make_station):
@@ -252,6 +267,14 @@ def test_lone_surrogates_are_refused_not_stored(app, station, stored):
     batch = '{"events": [' + raw + ", " + json.dumps(event("fine")) + "]}"
     results = station.request("POST", EVENTS + "/batch", batch.encode()).get_json()["results"]
     assert [x["status"] for x in results] == ["invalid", "received"]
+    # Unescaped, too: Python's parser decodes UTF-8 with "surrogatepass", and takes UTF-16.
+    raw_bytes = json.dumps(event("surrogate3", plate="苏B1234X"), ensure_ascii=False).encode()
+    raw_bytes = raw_bytes.replace(b"1234X", b"1234\xed\xa0\x80")
+    assert station.request("POST", EVENTS, raw_bytes).status_code == 422
+    batch_bytes = b'{"events": [' + raw_bytes + b"]}"
+    results = station.request("POST", EVENTS + "/batch", batch_bytes).get_json()["results"]
+    assert [x["status"] for x in results] == ["invalid"]
+    assert station.request("POST", EVENTS, raw.encode("utf-16")).status_code == 422
     assert snapshot(app)[:-1] == stored
 
 
