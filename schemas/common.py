@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -55,11 +56,28 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+class _NumberOutOfRange(Exception):
+    pass
+
+
+NUMBER_OUT_OF_RANGE = "holds a number beyond the range of a double (about 1.8e308)"
+
+
+def _finite(literal: str) -> float:
+    """JSON allows 1e400; a double and PostgreSQL's JSONB do not take what it becomes (inf)."""
+    value = float(literal)
+    if math.isinf(value):
+        raise _NumberOutOfRange
+    return value
+
+
 def parse_json(data: str | bytes, what: str = "the body", *, check_text: bool = True) -> Any:
-    """A request body or part as JSON: 400 when it is not JSON, 422 when its text cannot be
-    stored (unless the caller checks its items one by one, as a batch does)."""
+    """A request body or part as JSON: 400 when it is not JSON, 422 when its text or numbers
+    cannot be stored (text: unless the caller checks its items one by one, as a batch does)."""
     try:
-        value = json.loads(data, parse_constant=_not_json)
+        value = json.loads(data, parse_constant=_not_json, parse_float=_finite)
+    except _NumberOutOfRange:
+        raise ValidationError({"_schema": [f"{what} {NUMBER_OUT_OF_RANGE}"]}) from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(f"{what} is not valid JSON", code="malformed_json") from None
     if check_text and may_hold_unstorable(data):

@@ -290,6 +290,19 @@ def test_nan_and_infinity_are_not_json(station, stored, app):
     assert snapshot(app) == stored
 
 
+def test_a_number_beyond_a_double_is_422_and_a_long_integer_is_kept(station, stored, app):
+    """JSON allows 1e400, which no double holds (it became inf, and PostgreSQL refused it: a 500)."""
+    huge = json.dumps({**event("huge"), "firmware_note": 1.5}).replace("1.5", "-1e400")
+    for raw in (huge, '{"events": [' + huge + "]}"):
+        r = station.request("POST", EVENTS if raw is huge else EVENTS + "/batch", raw.encode())
+        assert r.status_code == 422 and "range of a double" in error_of(r)["fields"]["_schema"][0]
+    assert snapshot(app) == stored
+    long_int = json.dumps({**event("long"), "firmware_note": 7}).replace(": 7", ": " + "9" * 40)
+    r = station.request("POST", EVENTS, long_int.encode())
+    assert r.status_code == 202
+    assert station.get(f"{EVENTS}/{r.get_json()['id']}").status_code == 200
+
+
 def test_a_measurement_dated_outside_the_calendar_in_use_is_422(station, stored, app):
     r = station.post_json(EVENTS, event("year-one", at=datetime(1, 1, 1, 12, tzinfo=CST)))
     assert r.status_code == 422 and "measured_at" in error_of(r)["fields"]
