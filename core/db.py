@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, bindparam, create_engine, event, exc, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
@@ -64,12 +66,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# orjson reads an integer beyond 64 bits as a float, losing digits: text with a number of 19
+# digits or more is left to the standard parser (as is a string that looks like one).
+_LONG_NUMBER = re.compile(r"(?:^|[\[:,\s])-?\d{19}")
+_LONG_NUMBER_BYTES = re.compile(_LONG_NUMBER.pattern.encode())
+
+
+def json_loads(data: str | bytes | memoryview) -> Any:
+    """JSON columns as read: orjson (several times faster on a page of violations), unless
+    the text may hold a long integer; what orjson refuses (1e400) the standard parser takes."""
+    if isinstance(data, memoryview):
+        data = bytes(data)
+    long_number = _LONG_NUMBER_BYTES if isinstance(data, bytes) else _LONG_NUMBER
+    if long_number.search(data) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         path = url.removeprefix("sqlite:///")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_deserializer=json_loads)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -82,7 +104,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_size=10, max_overflow=10, json_deserializer=json_loads)
     _ping_when_idle(engine)
     return engine
 

@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from flask import Flask, Request, Response, jsonify, render_template_string, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -42,10 +43,15 @@ class RowId(IntegerConverter):
 
 
 class JSONProvider(DefaultJSONProvider):
-    """Dates as YYYY-MM-DD and times as RFC 3339 in UTC, whatever the view returns."""
+    """Dates as YYYY-MM-DD and times as RFC 3339 in UTC, whatever the view returns.
+
+    Written by orjson (a case page of 600 violations spent a third of its time in the
+    standard encoder); dates and times still go through `default`, so they read the same.
+    What orjson refuses (integers beyond 64 bits) falls back to the standard encoder."""
 
     ensure_ascii = False
     sort_keys = False
+    _ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
 
     @staticmethod
     def default(o: Any) -> Any:
@@ -54,6 +60,21 @@ class JSONProvider(DefaultJSONProvider):
         if isinstance(o, date):
             return o.isoformat()
         return DefaultJSONProvider.default(o)
+
+    def _encode(self, obj: Any) -> bytes:
+        try:
+            return orjson.dumps(obj, default=self.default, option=self._ORJSON)
+        except orjson.JSONEncodeError:
+            return super().dumps(obj, separators=(",", ":")).encode()
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return super().dumps(obj, **kwargs) if kwargs else self._encode(obj).decode()
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        if self._app.debug and self.compact is not False:
+            return super().response(*args, **kwargs)  # indented, for people reading it
+        body = self._encode(self._prepare_response_obj(args, kwargs)) + b"\n"
+        return self._app.response_class(body, mimetype=self.mimetype)
 
 
 class CookieSessions(SecureCookieSessionInterface):
