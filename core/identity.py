@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -67,8 +68,16 @@ class Station(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-# The condition for a write accepted on remembered credentials (bound: key_id, secret): the
-# station still has that key and secret and is not suspended, when the write happens.
+@dataclass(frozen=True)
+class StationKey:
+    """Credentials a request was accepted on without reading the station: its write must be
+    made on the condition KEY_STILL_VALID, bound to them."""
+
+    key_id: str
+    secret: str
+
+
+# The station still has that key and secret and is not suspended, when the write happens.
 KEY_STILL_VALID = exists().where(
     Station.key_id == bindparam("key_id"), Station.secret == bindparam("secret"), Station.suspended.is_(False)
 )

@@ -28,7 +28,7 @@ class Runtime:
     redis: Any | None  # raw-bytes client, as RQ requires
     rq_queue: Any | None
     pid: int
-    # key_id -> the station row last read for it (web.StationKey): never trusted alone.
+    # key_id -> the station row last read for it; never the ground for a refusal (core.web).
     station_keys: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -126,23 +126,14 @@ def signed_path() -> str:
 
 
 @dataclass(frozen=True)
-class StationKey:
-    """The credentials a request was accepted on without reading the station (see
-    `require_station(remembered=True)`): the request's write must be made on the condition
-    `identity.KEY_STILL_VALID`."""
-
-    key_id: str
-    secret: str
-
-
-@dataclass(frozen=True)
 class StationCaller:
     """The station that signed the request, as plain values (read with one Core query)."""
 
     id: int
     kind: str
     region: str
-    unconfirmed: StationKey | None = None
+    # Set when accepted on remembered credentials (`require_station(remembered=True)`).
+    unconfirmed: identity.StationKey | None = None
 
 
 # Core, not ORM, and on PostgreSQL straight through the driver: this runs on every station request.
@@ -169,8 +160,10 @@ def _authenticate_station(kind: str | None, *, remembered: bool = False) -> Stat
         return identity.signature_matches(secret, signature, request.method, signed_path(), timestamp, body)
 
     known = rt.station_keys.get(key_id) if remembered else None
-    if known is not None and not known[4] and known[1] == kind and signed_with(known[3]):
-        return StationCaller(known[0], known[1], known[2], StationKey(key_id, known[3]))
+    if known is not None:
+        known_id, known_kind, known_region, known_secret, known_suspended = known
+        if not known_suspended and known_kind == kind and signed_with(known_secret):
+            return StationCaller(known_id, known_kind, known_region, identity.StationKey(key_id, known_secret))
     # Every refusal is decided on the station as stored now.
     if rt.postgres:
         row = driver().execute(driver_sql(_STATION_BY_KEY), {"key_id": key_id}).fetchone()

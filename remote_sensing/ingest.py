@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from core.db import driver_insert_ignore_returning, driver_sql, insert_ignore_returning
-from core.identity import KEY_STILL_VALID
+from core.identity import KEY_STILL_VALID, StationKey
 from core.queue import Dispatcher, JobRequest, enqueue_after_commit
 from remote_sensing.models import Event
 from schemas.common import not_in_future, refuse_unstorable
@@ -134,7 +134,7 @@ class DriverStore:
 
     def __init__(
         self, conn: Any, dispatcher: Dispatcher,
-        unconfirmed: Any = None, confirm: Callable[[], object] | None = None,
+        unconfirmed: StationKey | None = None, confirm: Callable[[], object] | None = None,
     ) -> None:
         self.conn = conn
         self.dispatcher = dispatcher
