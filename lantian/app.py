@@ -81,7 +81,8 @@ class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, opened only for a request that carries the cookie.
 
     Only the review page signs people in with a cookie; the API (stations, bearer tokens)
-    sends none, and building the cookie signer cost ~5% of a single-event POST."""
+    sends none, and building the cookie signer cost about a fifth of a single-event POST's
+    CPU in-process."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if self.get_cookie_name(app) not in request.cookies:

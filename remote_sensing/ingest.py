@@ -136,6 +136,8 @@ class DriverStore:
         self, conn: Any, dispatcher: Dispatcher,
         unconfirmed: StationKey | None = None, confirm: Callable[[], object] | None = None,
     ) -> None:
+        if unconfirmed is not None and confirm is None:
+            raise ValueError("credentials accepted unconfirmed need a way to confirm them")
         self.conn = conn
         self.dispatcher = dispatcher
         self.unconfirmed = unconfirmed
