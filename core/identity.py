@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, Date, ForeignKey, String, bindparam, exists, select
+from sqlalchemy import Boolean, Date, Float, ForeignKey, String, bindparam, exists, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base, BigId, UTCDateTime, utcnow
@@ -61,6 +61,11 @@ class Station(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     region: Mapped[str] = mapped_column(String(6))
     calibrated_until: Mapped[date] = mapped_column(Date)
+    # Start of the calibration window (DOMAIN.md section 7); measurements before it are invalid.
+    calibrated_from: Mapped[date | None] = mapped_column(Date)
+    location: Mapped[str | None] = mapped_column(String(200))  # where it stands, as an officer names it
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
     key_id: Mapped[str] = mapped_column(String(64), unique=True)
     # HMAC verification needs the shared secret itself; it never leaves the server again.

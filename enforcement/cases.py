@@ -220,8 +220,10 @@ def transition(session: Session, case: Case, step: Step, record: Any, *, actor: 
         case.penalty_settled = True
     elif step == Step.REPAIR:
         case.repaired = True
+    if step == Step.RETEST_PASSED:
+        case.retest_passed = True
     if after == "closed":
-        case.closed_at = utcnow()
+        close_case(case, reason="retest_passed")
     session.flush()
     audit.append(
         session, actor=actor.name, action="case.transition", subject_type="case", subject_id=case.id, reason=reason,
@@ -229,6 +231,14 @@ def transition(session: Session, case: Case, step: Step, record: Any, *, actor: 
               "record_id": record.id},
     )
     return case
+
+
+def close_case(case: Case, *, reason: str) -> None:
+    """The one place a case closes: `retest_passed` (the loop ran its course) or `withdrawn`
+    (no active violation is left on it)."""
+    case.status = "closed"
+    case.closed_reason = reason
+    case.closed_at = utcnow()
 
 
 def _locked_case(session: Session, case_id: int, scope: str | None) -> Case:
@@ -351,7 +361,8 @@ _VIOLATION_FIELDS: tuple[tuple[str, InstrumentedAttribute[Any]], ...] = (
     ("id", Violation.id), ("vehicle", Violation.vehicle_id), ("source", Violation.source),
     ("source_ref", Violation.source_ref), ("detected_at", Violation.detected_at),
     ("detected_on", Violation.detected_on), ("region", Violation.region), ("details", Violation.details),
-    ("case_id", Violation.case_id), ("created_at", Violation.created_at),
+    ("case_id", Violation.case_id), ("created_at", Violation.created_at), ("status", Violation.status),
+    ("withdrawn_reason", Violation.withdrawn_reason), ("withdrawn_by_event", Violation.withdrawn_by_event),
 )
 
 

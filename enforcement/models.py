@@ -10,9 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, BigId, Json, UTCDateTime, utcnow
 
-# The wire enumerations (API.md section 6) are the stored ones.
+# The wire enumerations (API.md sections 6 and 9) are the stored ones.
+from schemas.cases import ACTIVE as ACTIVE
 from schemas.cases import CASE_STATUSES as CASE_STATUSES
 from schemas.cases import SOURCES as SOURCES
+from schemas.cases import WITHDRAWN as WITHDRAWN
 
 
 class SupervisoryTest(Base):
@@ -51,6 +53,16 @@ class Violation(Base):
     details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The vehicle as it stood at detection (DOMAIN.md section 7): later registry changes
+    # never move a past violation to another fleet, use nature or region.
+    vehicle_region: Mapped[str | None] = mapped_column(String(6))
+    fleet_id: Mapped[int | None] = mapped_column(ForeignKey("fleets.id"))
+    use_nature: Mapped[str | None] = mapped_column(String(16))
+    # Append-only in meaning: a violation the history no longer supports is withdrawn, never deleted.
+    status: Mapped[str] = mapped_column(String(16), default=ACTIVE, server_default=ACTIVE)
+    withdrawn_reason: Mapped[str | None] = mapped_column(String(32))
+    withdrawn_by_event: Mapped[int | None] = mapped_column(BigId)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Case(Base):
@@ -73,6 +85,10 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     repaired: Mapped[bool] = mapped_column(Boolean, default=False)
     penalty_settled: Mapped[bool] = mapped_column(Boolean, default=False)
+    closed_reason: Mapped[str | None] = mapped_column(String(16))  # retest_passed | withdrawn
+    retest_passed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # [{"reason", "violation_id"}]: what a person must look at again (a penalty on a withdrawn violation).
+    review_required: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list, server_default="[]")
 
 
 class Notice(Base):
@@ -99,6 +115,7 @@ class Penalty(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     issued_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    violation_ids: Mapped[list[int] | None] = mapped_column(Json)  # the violations it covers
 
 
 class Repair(Base):
@@ -168,3 +185,5 @@ class Listing(Base):
     delisted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delisted_by: Mapped[str | None] = mapped_column(String(100))
     delist_reason: Mapped[str | None] = mapped_column(Text)
+    # Its evidence no longer meets its rule (a violation withdrawn): a person decides, never silently.
+    review_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))

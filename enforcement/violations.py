@@ -16,7 +16,7 @@ from core.db import insert_ignore_returning, utcnow
 from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
 from enforcement import cases, listings
-from enforcement.models import Violation
+from enforcement.models import ACTIVE, Violation
 from remote_sensing.processing import Judged
 
 
@@ -49,6 +49,8 @@ def record_violations(
             "vehicle_id": item.vehicle.id, "source": item.source, "source_ref": item.source_ref,
             "detected_at": item.detected_at, "detected_on": item.detected_at.astimezone(tz).date(),
             "region": item.vehicle.region, "details": item.details, "created_at": utcnow(),
+            "vehicle_region": item.vehicle.region, "fleet_id": item.vehicle.fleet_id,
+            "use_nature": item.vehicle.use_nature,
         } for item in items],
         ["source", "source_ref"], [Violation.id, Violation.source, Violation.source_ref],
     )
@@ -122,6 +124,7 @@ class ViolationFilter:
     plate_color: str | None = None
     region: str | None = None
     source: str | None = None
+    status: str | None = ACTIVE  # None: active and withdrawn alike
     since: date | None = None
     until: date | None = None
     tz: ZoneInfo | None = None  # with dates, also bounds detected_at so the time index applies
@@ -139,6 +142,8 @@ def violations_query(f: ViolationFilter) -> Select[Any]:
             stmt = stmt.where(Vehicle.plate_color == f.plate_color)
     if f.source:
         stmt = stmt.where(Violation.source == f.source)
+    if f.status:
+        stmt = stmt.where(Violation.status == f.status)
     # detected_on is the rule; the equivalent detected_at range lets the list walk its index.
     if f.since:
         stmt = stmt.where(Violation.detected_on >= f.since)

@@ -27,7 +27,8 @@ def list_violations(query: dict[str, Any]) -> dict[str, Any]:
     session = db()
     stmt = violations_query(ViolationFilter(
         scope=current_person().scope, plate=query["plate"], plate_color=query["plate_color"], region=query["region"],
-        source=query["source"], since=query["from_"], until=query["to"], tz=runtime().tz,
+        source=query["source"], status=None if query["status"] == "all" else query["status"],
+        since=query["from_"], until=query["to"], tz=runtime().tz,
     ))
     rows, cursor = page(session, stmt, Violation.detected_at, Violation.id, limit=query["limit"],
                         cursor=query["cursor"])

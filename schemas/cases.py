@@ -14,6 +14,8 @@ from schemas.registry import PlateField
 TEST_KINDS = ("road_check", "depot_check")
 SOURCES = ("remote_sensing", "black_smoke", *TEST_KINDS)
 CASE_STATUSES = ("open", "notified", "repaired", "closed")
+ACTIVE, WITHDRAWN = "active", "withdrawn"
+VIOLATION_STATUSES = (ACTIVE, WITHDRAWN)
 
 PLATE_COLOR = validate.OneOf(PLATE_COLORS)
 METHOD = validate.Length(1, 32)
@@ -90,6 +92,7 @@ class ViolationQuery(PageArgs):
     source = fields.String(load_default=None, validate=validate.OneOf(SOURCES))
     from_ = Day(load_default=None, data_key="from")
     to = Day(load_default=None)
+    status = fields.String(load_default=ACTIVE, validate=validate.OneOf((*VIOLATION_STATUSES, "all")))
 
     @validates_schema
     def _order(self, data: dict[str, Any], **_: object) -> None:
@@ -122,6 +125,9 @@ class ViolationOut(Schema):
     details = fields.Dict()
     case_id = fields.Integer(allow_none=True)
     created_at = AwareDateTime()
+    status = fields.String()
+    withdrawn_reason = fields.String(allow_none=True)
+    withdrawn_by_event = fields.Integer(allow_none=True)
 
 
 class ViolationPage(Schema):
@@ -151,6 +157,7 @@ class PenaltyOut(Schema):
     issued_at = AwareDateTime()
     issued_by = fields.String()
     created_at = AwareDateTime()
+    violation_ids = fields.List(fields.Integer(), allow_none=True)
 
 
 class RepairOut(Schema):

@@ -44,6 +44,10 @@ JSON_COLUMNS = {
     "details": st.dictionaries(TEXT, JSON, max_size=4),
     "results": st.dictionaries(TEXT, JSON, max_size=4),
     "items": st.lists(TEXT, max_size=3),
+    "review_required": st.lists(st.fixed_dictionaries({"reason": TEXT, "violation_id": st.integers(1, 2**31 - 1)}),
+                                max_size=2),
+    "violation_ids": st.lists(st.integers(1, 2**31 - 1), max_size=3),
+    "fleet_id": st.none(),  # a reference: no fleet rows are drawn
 }
 BY_TYPE: dict[type, st.SearchStrategy[Any]] = {
     bool: st.booleans(),
