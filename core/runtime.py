@@ -24,6 +24,9 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    # The standby's, or the primary's own when no standby is configured.
+    read_engine: Engine
+    read_sessions: sessionmaker[Session]
     dispatcher: queue.Dispatcher  # for work committed outside a Session (DriverConnection)
     redis: Any | None  # raw-bytes client, as RQ requires
     rq_queue: Any | None
@@ -43,6 +46,10 @@ class Runtime:
 def build(settings: Settings) -> Runtime:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    read_engine, read_sessions = engine, sessions
+    if settings.read_database_url:
+        read_engine = make_engine(settings.read_database_url)
+        read_sessions = make_sessionmaker(read_engine)
     redis = rq_queue = None
     dispatcher: queue.Dispatcher = queue.InlineDispatcher()
     if settings.redis_url:
@@ -54,7 +61,7 @@ def build(settings: Settings) -> Runtime:
         dispatcher = queue.RQDispatcher(rq_queue)
     audit.install(sessions)
     queue.install(sessions, dispatcher)
-    return Runtime(settings, engine, sessions, dispatcher, redis, rq_queue, os.getpid())
+    return Runtime(settings, engine, sessions, read_engine, read_sessions, dispatcher, redis, rq_queue, os.getpid())
 
 
 _current: Runtime | None = None

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LANTIAN_", extra="ignore")
 
     database_url: str = "sqlite:///instance/lantian.db"
+    # A hot standby for the read-only listings, plate queries and statistics (docs/scaling.md);
+    # unset, they read the primary. What a person just wrote is always read back from the primary.
+    read_database_url: str | None = None
     redis_url: str | None = None
     secret_key: str = "change-me-in-production"
     timezone: str = "Asia/Shanghai"

@@ -45,6 +45,17 @@ def db() -> Session:
     return g.db
 
 
+def read_db() -> Session:
+    """A session for a read-only request (listings, plate queries, statistics): the standby's
+    when one is configured, which may lag the primary by a moment, else the request's own."""
+    rt = runtime()
+    if rt.read_sessions is rt.sessions:
+        return db()
+    if "read_db" not in g:
+        g.read_db = rt.read_sessions()
+    return g.read_db
+
+
 def driver() -> Any:
     """The request's psycopg connection in autocommit (PostgreSQL only; released at teardown),
     for the statements of every station request. See `core.db.DriverConnection`."""
@@ -54,9 +65,10 @@ def driver() -> Any:
 
 
 def close_db(_exc: BaseException | None = None) -> None:
-    session = g.pop("db", None)
-    if session is not None:
-        session.close()
+    for name in ("db", "read_db"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()
     connection = g.pop("driver", None)
     if connection is not None:
         connection.release()

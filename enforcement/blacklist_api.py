@@ -16,7 +16,7 @@ from core.errors import Conflict, NotFound
 from core.identity import Role
 from core.pagination import page
 from core.registry import Vehicle
-from core.web import current_person, db, require_person, runtime
+from core.web import current_person, db, read_db, require_person, runtime
 from enforcement import listings
 from enforcement.cases import in_region, local_today
 from enforcement.models import Listing
@@ -51,7 +51,7 @@ def _blacklist_stmt(subject: str | None, region: str | None, scope: str | None, 
 @blp.arguments(BlacklistQuery, location="query")
 @blp.response(200, EntryPage)
 def list_blacklist(args: dict[str, Any]) -> dict[str, Any]:
-    session = db()
+    session = read_db()
     stmt = _blacklist_stmt(args["subject"], args["region"], current_person().scope, args["active"])
     rows, next_cursor = page(session, stmt, Listing.listed_at, Listing.id, limit=args["limit"], cursor=args["cursor"])
     return {"items": listings.entry_views(session, rows), "next_cursor": next_cursor}
@@ -79,7 +79,7 @@ def delist(body: dict[str, Any], entry_id: int) -> dict[str, Any]:
 @blp.arguments(KeySupervisionQuery, location="query")
 @blp.response(200, KeySupervisionPage)
 def key_supervision(args: dict[str, Any]) -> dict[str, Any]:
-    session = db()
+    session = read_db()
     rt = runtime()
     policy, tz = rt.settings.policy, rt.tz
     today = local_today(tz)
@@ -109,7 +109,7 @@ def _public_stmt(args: dict[str, Any]) -> Any:
 @blp.arguments(PublicQuery, location="query")
 @blp.response(200, PublicPage)
 def public_blacklist(args: dict[str, Any]) -> dict[str, Any]:
-    session = db()
+    session = read_db()
     rows, next_cursor = page(session, _public_stmt(args), Listing.listed_at, Listing.id,
                              limit=args["limit"], cursor=args["cursor"])
     return {"items": listings.entry_views(session, rows, public=True), "next_cursor": next_cursor}
@@ -122,7 +122,7 @@ CSV_COLUMNS = ("subject_type", "plate", "plate_color", "fleet_code", "fleet_name
 @blp.arguments(PublicQuery, location="query")
 @blp.response(200, description="the active blacklist as CSV (UTF-8 with BOM, for spreadsheets)")
 def public_blacklist_csv(args: dict[str, Any]) -> Response:
-    session = db()
+    session = read_db()
     rows = session.scalars(_public_stmt(args).order_by(Listing.listed_at.desc(), Listing.id.desc())).all()
     out = io.StringIO()
     out.write("\ufeff")

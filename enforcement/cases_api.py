@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from core.identity import Role
 from core.pagination import page
-from core.web import current_person, db, require_person, runtime
+from core.web import current_person, db, read_db, require_person, runtime
 from enforcement import cases
 from enforcement.cases import Actor, Step
 from enforcement.models import Case
@@ -55,7 +55,7 @@ def present_one(case: Case) -> dict[str, Any]:
 @blp.arguments(CaseQuery, location="query")
 @blp.response(200, CasePage)
 def list_cases(query: dict[str, Any]) -> Response:
-    session, now = db(), today()
+    session, now = read_db(), today()
     stmt = cases.cases_query(scope=current_person().scope, today=now, status=query["status"],
                              overdue=query["overdue"], region=query["region"])
     rows, cursor = page(session, stmt, Case.opened_at, Case.id, limit=query["limit"], cursor=query["cursor"])

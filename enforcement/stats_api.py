@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from core.identity import Role
-from core.web import current_person, db, require_person, runtime
+from core.web import current_person, read_db, require_person, runtime
 from enforcement import stats
 from enforcement.cases import local_today
 from schemas.stats import SupervisionQuery
@@ -21,4 +21,4 @@ blp = Blueprint("stats", __name__, url_prefix="/api/v1/stats", description="Supe
 def supervision(query: dict[str, Any]) -> dict[str, Any]:
     tz = runtime().tz
     month = stats.Month(query["month"] or local_today(tz).replace(day=1))
-    return stats.supervision(db(), month, query["region"], current_person().scope, tz)
+    return stats.supervision(read_db(), month, query["region"], current_person().scope, tz)

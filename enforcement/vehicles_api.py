@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from core import plates, registry
 from core.errors import NotFound
 from core.identity import Role
-from core.web import current_person, db, require_person
+from core.web import current_person, read_db, require_person
 from enforcement import vehicle_status
 from schemas.registry import VehicleQuery
 
@@ -20,7 +20,7 @@ blp = Blueprint("vehicles", __name__, url_prefix="/api/v1/vehicles", description
 @require_person(Role.POLICE, Role.ENV_OFFICER, Role.TRANSPORT)
 @blp.arguments(VehicleQuery, location="query")
 def get_vehicle(query: dict[str, Any], plate: str) -> dict[str, Any]:
-    session = db()
+    session = read_db()
     vehicle = registry.find_vehicle(session, plates.clean_plate(plate), query.get("plate_color"))
     if vehicle is None or not current_person().sees(vehicle.region):
         raise NotFound("no such vehicle", code="vehicle_not_found")

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from core import regions
 from core.errors import NotFound
 from core.pagination import page
-from core.web import current_person, db, require_person, runtime
+from core.web import current_person, db, read_db, require_person, runtime
 from enforcement import cases
 from enforcement.cases_api import READERS
 from enforcement.models import Violation
@@ -24,7 +24,7 @@ blp = Blueprint("violations", __name__, url_prefix="/api/v1", description="Viola
 @blp.arguments(ViolationQuery, location="query")
 @blp.response(200, ViolationPage)
 def list_violations(query: dict[str, Any]) -> dict[str, Any]:
-    session = db()
+    session = read_db()
     stmt = violations_query(ViolationFilter(
         scope=current_person().scope, plate=query["plate"], plate_color=query["plate_color"], region=query["region"],
         source=query["source"], status=None if query["status"] == "all" else query["status"],

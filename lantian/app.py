@@ -175,12 +175,16 @@ def _operations(app: Flask, api: Api) -> None:
     def readyz() -> tuple[Response, int]:
         checks: dict[str, str] = {}
         rt = runtime()
-        try:
-            with rt.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:  # any failure means not ready
-            checks["database"] = f"error: {type(exc).__name__}"
+        engines = {"database": rt.engine}
+        if rt.read_engine is not rt.engine:
+            engines["read_database"] = rt.read_engine
+        for name, engine in engines.items():
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                checks[name] = "ok"
+            except Exception as exc:  # any failure means not ready
+                checks[name] = f"error: {type(exc).__name__}"
         if rt.redis is not None:
             try:
                 rt.redis.ping()
