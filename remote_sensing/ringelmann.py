@@ -24,6 +24,7 @@ The estimate orders the review queue; a person confirms the level.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,11 +49,22 @@ _FIT_ROUNDS = 5
 _FIT_CLIP_SIGMA = 2.0
 _LOCAL_SIGMA_TILES = 2.0
 _FALLBACK_WEIGHT = 0.05  # where no road tile is near, trust the fitted surface
+_MIN_REGION_FRACTION = 0.04
+_SPAN_FRACTION = 0.9  # a region this wide or tall is background: no vehicle or plume is
+_TILE_MEMBER_SHARE = 0.5
+_QUADRATIC_MIN_TILES = 24
 _COARSE_SIGMA = 8.0
 _EDGE_MIN_CONTRAST = 0.15  # relative grey step below which an edge does not matter
+_HARD_BAND_PX = 3
+_RATIO_FLOOR = 0.01  # one grey level in a hundred: keeps the SNR finite on a flawless image
 _HARD_SLOPE_RATIO = 1.7  # fine / coarse slope: ~2.3 and up for a camera-sharp step, ~1.3 for smoke
 _MIN_AREA_FRACTION = 0.01
 _MAX_HARDNESS = 0.85  # a plume merged with a dark vehicle still shows a soft part
+_BOX_FILL = 0.85  # a component filling this much of its bounding box is a box (an ellipse fills 79%)
+_POLYGON_TOLERANCE = 0.015  # of the perimeter: a circle needs about 9 sides at this tolerance
+_POLYGON_MAX_SIDES = 6
+_POLYGON_SOLIDITY = 0.9
+_OUTLINE_MAX_POINTS = 64
 _RING_GAP_PX, _RING_WIDTH_PX = 8, 12
 _QUARTILES = (25, 50, 75)
 
@@ -66,6 +78,13 @@ class RingelmannEstimate:
     confidence: float
     plume_box: Box | None  # x, y, w, h in original image pixels
     background_box: Box | None
+    outline: list[list[int]] | None = None  # the plume region's polygon, original image pixels
+
+    def plume_record(self, image: int) -> dict[str, Any] | None:
+        """The chosen region as stored with the snapshot for the review page, or None."""
+        if self.plume_box is None or not self.outline:
+            return None
+        return {"image": image, "polygon": self.outline, "bbox": list(self.plume_box)}
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -98,10 +117,19 @@ def estimate_ringelmann(grey: np.ndarray, step: float = 0.2) -> RingelmannEstima
 
     ``step`` is the blackness of one Ringelmann level (policy; 0.2 by the standard).
     """
-    if grey.ndim != 2 or grey.dtype != np.uint8:
-        raise ValueError("expected a 2-D uint8 grey image")
+    return estimate_passage([grey], step)[0]
+
+
+def estimate_passage(greys: Sequence[np.ndarray], step: float = 0.2) -> list[RingelmannEstimate]:
+    """One estimate per image of a passage (1 to 3 frames of one vehicle from one camera)."""
+    for grey in greys:
+        if grey.ndim != 2 or grey.dtype != np.uint8:
+            raise ValueError("expected 2-D uint8 grey images")
     _limit_threads()
-    work = _prepare(grey, dark_margin=step / 2)
+    return [_estimate(_prepare(grey, dark_margin=step / 2), step) for grey in greys]
+
+
+def _estimate(work: _Work, step: float) -> RingelmannEstimate:
     plume = _find_plume(work)
     if plume is None:
         # Confidence in "no plume": the share of the frame that looks like bare road.
@@ -127,8 +155,9 @@ def _prepare(grey: np.ndarray, dark_margin: float) -> _Work:
     smooth = cv2.GaussianBlur(cv2.medianBlur(small, 5).astype(np.float32), (0, 0), _blur_sigma(small))
     opened = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (_OPENING_PX,) * 2))
     flat = cv2.GaussianBlur(opened, (0, 0), _MIN_BLUR_SIGMA)
-    ratio = flat / np.maximum(_road_model(flat), 1.0)
-    return _Work(scale, flat, ratio, ratio < 1.0 - dark_margin, _hard_edges(ratio))
+    hard = _hard_edges(flat / np.maximum(_road_model(flat), 1.0))
+    ratio = flat / np.maximum(_stepped_road_model(flat, hard), 1.0)
+    return _Work(scale, flat, ratio, ratio < 1.0 - dark_margin, hard)
 
 
 def _blur_sigma(small: np.ndarray) -> float:
@@ -141,13 +170,55 @@ def _blur_sigma(small: np.ndarray) -> float:
     return min(_MAX_BLUR_SIGMA, max(_MIN_BLUR_SIGMA, relative / _TARGET_NOISE))
 
 
-def _road_model(flat: np.ndarray) -> np.ndarray:
-    """The grey each pixel would have if nothing stood on the road."""
+def _stepped_road_model(flat: np.ndarray, hard: np.ndarray) -> np.ndarray:
+    """The bare road, modelled apart on each side of the sharp steps that cross the frame.
+
+    A horizon, a building line or the shadow of an overpass is a hard edge from one side of
+    the frame to the other: the regions it bounds span the frame, which no vehicle or plume
+    does. Each such region gets its own road model; every other pixel (objects, the edge
+    bands) takes the model of the nearest spanning region.
+    """
+    height, width = flat.shape
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((~hard).astype(np.uint8), connectivity=4)
+    spanning = [
+        label for label in range(1, count)
+        if stats[label, cv2.CC_STAT_AREA] >= _MIN_REGION_FRACTION * flat.size
+        and (stats[label, cv2.CC_STAT_WIDTH] >= _SPAN_FRACTION * width
+             or stats[label, cv2.CC_STAT_HEIGHT] >= _SPAN_FRACTION * height)
+    ]
+    if len(spanning) <= 1:
+        return _road_model(flat, labels == spanning[0] if spanning else None)
+    # Nearest spanning region of every pixel (labels of the nearest zero pixel).
+    background = np.isin(labels, spanning)
+    _, nearest = cv2.distanceTransformWithLabels(
+        (~background).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    owner = np.zeros(nearest.max() + 1, np.int32)
+    owner[nearest[background]] = labels[background]
+    region = owner[nearest]
+    model = np.empty_like(flat)
+    for label in spanning:
+        inside = region == label
+        model[inside] = _road_model(flat, labels == label)[inside]
+    return model
+
+
+def _road_model(flat: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+    """The grey each pixel would have if nothing stood on the road (fitted on ``within``)."""
     height, width = flat.shape
     tile = max(2, width // _TILES_ACROSS)
     grid_w, grid_h = max(1, width // tile), max(1, height // tile)
-    grid = cv2.resize(flat, (grid_w, grid_h), interpolation=cv2.INTER_AREA).astype(np.float64)
-    fit, road_tiles = _robust_quadratic(grid)
+    if within is None:
+        grid = cv2.resize(flat, (grid_w, grid_h), interpolation=cv2.INTER_AREA).astype(np.float64)
+        member = np.ones(grid.shape, bool)
+    else:
+        share = cv2.resize(within.astype(np.float32), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+        total = cv2.resize(np.where(within, flat, 0.0).astype(np.float32), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+        grid = (total / np.maximum(share, 1e-6)).astype(np.float64)
+        member = share >= _TILE_MEMBER_SHARE
+        if member.sum() < 3:  # a sliver: its median is all there is to know
+            return np.full_like(flat, float(np.median(flat[within])))
+    fit, road_tiles = _robust_quadratic(grid, member)
     # Follow local lighting where road tiles are seen; fall back to the surface elsewhere.
     weight = road_tiles.astype(np.float64)
     local = cv2.GaussianBlur(weight * grid / fit, (0, 0), _LOCAL_SIGMA_TILES) + _FALLBACK_WEIGHT
@@ -156,19 +227,27 @@ def _road_model(flat: np.ndarray) -> np.ndarray:
     return cv2.resize(model, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _robust_quadratic(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A quadratic surface through the grid, refitted without outlying tiles; and the inliers."""
+def _robust_quadratic(grid: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A quadratic surface through the member tiles, refitted without outliers; and the inliers.
+
+    Few tiles (a narrow band between two steps) get a plane instead: a quadratic would
+    swing wildly outside them.
+    """
     grid_h, grid_w = grid.shape
     y, x = np.mgrid[-1.0 : 1.0 : grid_h * 1j, -1.0 : 1.0 : grid_w * 1j]
-    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    terms = [np.ones_like(x), x, y, x * x, x * y, y * y]
+    design = np.stack(terms if member.sum() >= _QUADRATIC_MIN_TILES else terms[:3], axis=-1).reshape(grid.size, -1)
     values = grid.ravel()
-    inliers = np.ones(values.size, dtype=bool)
+    inliers = member.ravel().copy()
     for _ in range(_FIT_ROUNDS):
         coef, *_ = np.linalg.lstsq(design[inliers], values[inliers], rcond=None)
         residual = values - design @ coef
         sigma = max(1.4826 * float(np.median(np.abs(residual[inliers]))), 0.5)
         # Dark objects are what we look for, so clip them harder than bright ones.
-        inliers = (residual > -_FIT_CLIP_SIGMA * sigma) & (residual < 2 * _FIT_CLIP_SIGMA * sigma)
+        inliers = member.ravel() & (residual > -_FIT_CLIP_SIGMA * sigma) & (residual < 2 * _FIT_CLIP_SIGMA * sigma)
+        if inliers.sum() < design.shape[1]:
+            inliers = member.ravel()
+            break
     fit = np.maximum((design @ coef).reshape(grid_h, grid_w), 1.0)
     return fit, inliers.reshape(grid_h, grid_w)
 
@@ -188,7 +267,7 @@ def _hard_edges(ratio: np.ndarray) -> np.ndarray:
     fine_slope, coarse_slope = _slope(ratio), _slope(coarse)
     min_slope = _EDGE_MIN_CONTRAST / (math.sqrt(2 * math.pi) * _COARSE_SIGMA)
     hard = (coarse_slope > min_slope) & (fine_slope > _HARD_SLOPE_RATIO * coarse_slope)
-    return cv2.dilate(hard.astype(np.uint8), _disc(3)) > 0
+    return cv2.dilate(hard.astype(np.uint8), _disc(_HARD_BAND_PX)) > 0
 
 
 def _slope(image: np.ndarray) -> np.ndarray:
@@ -198,27 +277,53 @@ def _slope(image: np.ndarray) -> np.ndarray:
 
 
 def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
-    """The best soft-edged dark component as a mask, with its hardness, or None."""
+    """The most plume-like dark component as a mask, with its hardness, or None.
+
+    A crisp dense plume has as sharp an outline as a vehicle, so sharpness alone does not
+    tell them apart: shape does. A vehicle body, a window, a bumper or a cast shadow is
+    straight-edged (it fills its bounding box, or a polygon of a few sides fits it); a
+    plume is a rounded, irregular cloud. Straight-edged components are dropped only when
+    their outline is also hard: a soft straight-edged region is a feathered plume.
+    """
     candidates = (work.dark & ~work.hard).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=4)
     min_area = _MIN_AREA_FRACTION * candidates.size
+    height, width = candidates.shape
     best: tuple[float, np.ndarray, float] | None = None
     for label in range(1, count):
-        if stats[label, cv2.CC_STAT_AREA] < min_area:
+        area = stats[label, cv2.CC_STAT_AREA]
+        if area < min_area:
             continue
+        if stats[label, cv2.CC_STAT_WIDTH] >= _SPAN_FRACTION * width:
+            continue  # a band across the frame is background, never smoke
         mask = labels == label
         hardness = _hardness(mask, work.hard)
-        if hardness > _MAX_HARDNESS:
+        if hardness > _MAX_HARDNESS and _straight_edged(mask, stats[label]):
             continue
         darkness = float(1.0 - work.ratio[mask].mean())
-        score = stats[label, cv2.CC_STAT_AREA] * darkness * (1.0 - hardness)
+        score = area * darkness * (1.0 - 0.5 * hardness)
         if best is None or score > best[0]:
             best = (score, mask, hardness)
     return None if best is None else (best[1], best[2])
 
 
+def _straight_edged(mask: np.ndarray, stats: np.ndarray) -> bool:
+    """Whether the component is box- or polygon-shaped, like a vehicle part or a cast shadow."""
+    contour = _outline(mask)  # holes (a window, a number plate) do not change the shape
+    area = cv2.contourArea(contour)
+    if area >= _BOX_FILL * stats[cv2.CC_STAT_WIDTH] * stats[cv2.CC_STAT_HEIGHT]:
+        return True
+    polygon = cv2.approxPolyDP(contour, _POLYGON_TOLERANCE * cv2.arcLength(contour, True), True)
+    return len(polygon) <= _POLYGON_MAX_SIDES and area >= _POLYGON_SOLIDITY * cv2.contourArea(cv2.convexHull(contour))
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return max(contours, key=cv2.contourArea)
+
+
 def _hardness(mask: np.ndarray, hard: np.ndarray) -> float:
-    """Share of the component's outer outline lying on hard edges (1: an opaque object)."""
+    """Share of the component's outer outline lying on hard edges (1: camera-sharp all round)."""
     # Holes (lane markings seen through smoke, noise specks) are not part of the outline.
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = cv2.drawContours(np.zeros(mask.shape, np.uint8), contours, -1, 1, cv2.FILLED)
@@ -230,12 +335,17 @@ def _measure(work: _Work, mask: np.ndarray, hardness: float, step: float) -> Rin
     ring = _ring(mask) & ~work.dark & ~work.hard
     if not ring.any():  # no road beside it (e.g. a black frame): nothing to compare with
         return RingelmannEstimate(0, 0.0, 0.0, None, None)
-    plume = np.percentile(work.flat[_core(mask)], _QUARTILES)
-    background = np.percentile(work.flat[ring], _QUARTILES)
-    blackness = min(1.0, max(0.0, 1.0 - float(plume[1]) / max(float(background[1]), 1.0)))
+    # Ratios to the road model, not raw greys: the ring may cross a step the model follows.
+    plume = np.percentile(work.ratio[_core(mask)], _QUARTILES)
+    background = np.percentile(work.ratio[ring], _QUARTILES)
+    blackness = min(1.0, max(0.0, 1.0 - float(plume[1]) / max(float(background[1]), 1e-3)))
     level = min(MAX_LEVEL, math.floor(blackness / step + 0.5))
     confidence = _confidence(plume, background, mask, hardness)
-    return RingelmannEstimate(level, blackness, confidence, _box(mask, work.scale), _box(ring, work.scale))
+    # The region stops at the hard-edge band; widen it back to the outline a person sees.
+    region = (cv2.dilate(mask.astype(np.uint8), _disc(_HARD_BAND_PX)) > 0) & ~ring
+    return RingelmannEstimate(
+        level, blackness, confidence, _box(region, work.scale), _box(ring, work.scale), _polygon(region, work.scale)
+    )
 
 
 def _core(mask: np.ndarray) -> np.ndarray:
@@ -252,16 +362,27 @@ def _ring(mask: np.ndarray) -> np.ndarray:
 
 
 def _confidence(plume: np.ndarray, background: np.ndarray, mask: np.ndarray, hardness: float) -> float:
-    """Higher for a large, soft-edged region whose contrast stands well above the grey spread.
+    """Higher for a large, soft-edged region whose contrast stands well above the spread.
 
-    ``plume`` and ``background`` are grey quartiles; the interquartile range / 1.349 is a
-    robust standard deviation.
+    ``plume`` and ``background`` are quartiles of the ratio to the road model; the
+    interquartile range / 1.349 is a robust standard deviation.
     """
     size = min(1.0, float(mask.sum()) / (4 * _MIN_AREA_FRACTION * mask.size))
     contrast = max(0.0, float(background[1] - plume[1]))
     spread = float(plume[2] - plume[0] + background[2] - background[0]) / 1.349
-    snr = contrast / (spread + 1.0)
-    return size * (1.0 - hardness) * snr / (snr + 1.0)
+    snr = contrast / (spread + _RATIO_FLOOR)
+    return size * (1.0 - 0.5 * hardness) * snr / (snr + 1.0)
+
+
+def _polygon(region: np.ndarray, scale: float) -> list[list[int]]:
+    """A simplified outline of the region, in original image pixels, at most ~64 points."""
+    contour = _outline(region)
+    tolerance = 0.5
+    polygon = cv2.approxPolyDP(contour, tolerance, True)
+    while len(polygon) > _OUTLINE_MAX_POINTS:
+        tolerance *= 1.5
+        polygon = cv2.approxPolyDP(contour, tolerance, True)
+    return [[round(float(x) * scale), round(float(y) * scale)] for x, y in polygon[:, 0, :]]
 
 
 def _box(mask: np.ndarray, scale: float) -> Box:

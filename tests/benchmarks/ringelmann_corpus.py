@@ -84,10 +84,8 @@ def draw_passage(family: str, index: int, seed: int) -> tuple[Passage, list[np.n
     )
     if family == "crisp_dense":
         blackness = max(blackness, float(rng.uniform(0.5, 0.98))) if level else blackness
-        level = math.floor(blackness / STEP + 0.5)
     if family == "thin_feathered":
         blackness = min(blackness, float(rng.uniform(0.1, 0.55)))
-        level = math.floor(blackness / STEP + 0.5)
     vehicle = {"black_cab": "black_cab", "white_box": "white_box"}.get(
         family, str(rng.choice(["black_cab", "white_box", "grey_van"]))
     )
@@ -96,13 +94,19 @@ def draw_passage(family: str, index: int, seed: int) -> tuple[Passage, list[np.n
         step = str(rng.choice(["horizon", "building_line", "overpass_shadow", "building_shadow"]))
     passage = Passage(family, index, seed, width, height, frames, quality, round(blackness, 4), level,
                       round(float(feather), 5), vehicle, step)
-    return passage, _render(passage, rng)
+    images, peak = _render(passage, rng)
+    # The label is the plume's densest part as drawn: a feather wider than the plume never
+    # lets it reach the nominal density.
+    passage.blackness = round(blackness * peak, 4)
+    passage.level = math.floor(passage.blackness / STEP + 0.5)
+    return passage, images
 
 
 # --- rendering ---------------------------------------------------------------------------
 
 
-def _render(p: Passage, rng: np.random.Generator) -> list[np.ndarray]:
+def _render(p: Passage, rng: np.random.Generator) -> tuple[list[np.ndarray], float]:
+    """The frames, and the highest plume opacity reached in any of them (0..1)."""
     w, h = p.width, p.height
     low_light = p.family == "low_light"
     road_grey = float(rng.uniform(22, 55) if low_light else rng.uniform(75, 205))
@@ -116,18 +120,23 @@ def _render(p: Passage, rng: np.random.Generator) -> list[np.ndarray]:
     noise = float(rng.uniform(4, 9) if low_light else rng.uniform(0.8, 4.0))
     blur = float(rng.uniform(0.5, 1.5)) * w / 1920
     frames = []
+    peak = 0.0
     for k in range(p.frames):
         image = road.copy()
         pose = _pose(vehicle, k)
         _vehicle_shadows(image, pose, p.family == "vehicle_shadow", rng)
         _draw_vehicle(image, pose, road_grey, low_light)
         if p.blackness > 0:
-            image *= 1.0 - p.blackness * _plume_alpha(w, h, pose, plume, k, rng)
+            alpha = _plume_alpha(w, h, pose, plume, k, rng)
+            image *= 1.0 - p.blackness * alpha
+            # Robust peak: a few pixels' worth of turbulence is not the plume's density.
+            sample = alpha[::4, ::4]
+            peak = max(peak, float(np.percentile(sample[sample > 0.02], 99)) if (sample > 0.02).any() else 0.0)
         image *= shade
         image = cv2.GaussianBlur(image, (0, 0), blur)
         image += rng.normal(0.0, noise, image.shape).astype(np.float32)
         frames.append(np.clip(image + 0.5, 0, 255).astype(np.uint8))
-    return frames
+    return frames, peak
 
 
 def _smooth_noise(w: int, h: int, cells: int, rng: np.random.Generator) -> np.ndarray:
