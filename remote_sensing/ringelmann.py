@@ -56,14 +56,19 @@ _QUADRATIC_MIN_TILES = 24
 _COARSE_SIGMA = 8.0
 _EDGE_MIN_CONTRAST = 0.15  # relative grey step below which an edge does not matter
 _HARD_BAND_PX = 3
+_SOBEL_UNIT = 128.0  # Sobel 5x5 weighs a unit slope as 128
+_UPRIGHT_RATIO = 4.0  # |gx| / |gy| of an edge within 14 degrees of vertical
+_SIDE_MIN_PX = 12
+_VEHICLE_WIDTH = (0.06, 0.5)  # of the frame width
+_SIDE_OVERLAP = 0.6
+_ROOF_SHARE = 0.6
 _RATIO_FLOOR = 0.01  # one grey level in a hundred: keeps the SNR finite on a flawless image
 _HARD_SLOPE_RATIO = 1.7  # fine / coarse slope: ~2.3 and up for a camera-sharp step, ~1.3 for smoke
 _MIN_AREA_FRACTION = 0.01
 _MAX_HARDNESS = 0.85  # a plume merged with a dark vehicle still shows a soft part
-_BOX_FILL = 0.85  # a component filling this much of its bounding box is a box (an ellipse fills 79%)
-_POLYGON_TOLERANCE = 0.015  # of the perimeter: a circle needs about 9 sides at this tolerance
-_POLYGON_MAX_SIDES = 6
-_POLYGON_SOLIDITY = 0.9
+_STRAIGHT_TOLERANCE_PX = 1.5
+_STRAIGHT_MIN_PX = 24
+_STRAIGHT_SHARE = 0.6
 _OUTLINE_MAX_POINTS = 64
 _RING_GAP_PX, _RING_WIDTH_PX = 8, 12
 _QUARTILES = (25, 50, 75)
@@ -105,6 +110,7 @@ class _Work:
     ratio: np.ndarray  # flat / road model
     dark: np.ndarray  # candidate pixels
     hard: np.ndarray  # hard edges, dilated into a band
+    vehicle: Box | None  # the vehicle rear, in working pixels
 
 
 def estimate_from_bytes(data: bytes, step: float = 0.2) -> RingelmannEstimate:
@@ -155,9 +161,9 @@ def _prepare(grey: np.ndarray, dark_margin: float) -> _Work:
     smooth = cv2.GaussianBlur(cv2.medianBlur(small, 5).astype(np.float32), (0, 0), _blur_sigma(small))
     opened = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (_OPENING_PX,) * 2))
     flat = cv2.GaussianBlur(opened, (0, 0), _MIN_BLUR_SIGMA)
-    hard = _hard_edges(flat / np.maximum(_road_model(flat), 1.0))
+    hard, upright = _hard_edges(flat / np.maximum(_road_model(flat), 1.0))
     ratio = flat / np.maximum(_stepped_road_model(flat, hard), 1.0)
-    return _Work(scale, flat, ratio, ratio < 1.0 - dark_margin, hard)
+    return _Work(scale, flat, ratio, ratio < 1.0 - dark_margin, hard, _vehicle_box(upright, hard))
 
 
 def _blur_sigma(small: np.ndarray) -> float:
@@ -252,8 +258,8 @@ def _robust_quadratic(grid: np.ndarray, member: np.ndarray) -> tuple[np.ndarray,
     return fit, inliers.reshape(grid_h, grid_w)
 
 
-def _hard_edges(ratio: np.ndarray) -> np.ndarray:
-    """Sharp transitions of real contrast, dilated into a band.
+def _hard_edges(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sharp transitions of real contrast, dilated into a band; and the upright ones, as found.
 
     A step blurred by sigma has a peak slope proportional to 1/sigma. Blurring further by
     ``_COARSE_SIGMA`` barely lowers the slope of a wide (feathered) step but divides that
@@ -264,16 +270,54 @@ def _hard_edges(ratio: np.ndarray) -> np.ndarray:
     half = cv2.resize(ratio, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA)
     half = cv2.GaussianBlur(half, (0, 0), _COARSE_SIGMA / 2)
     coarse = cv2.resize(half, (width, height), interpolation=cv2.INTER_LINEAR)
-    fine_slope, coarse_slope = _slope(ratio), _slope(coarse)
+    gx = cv2.Sobel(ratio, cv2.CV_32F, 1, 0, ksize=5)
+    gy = cv2.Sobel(ratio, cv2.CV_32F, 0, 1, ksize=5)
+    fine_slope, coarse_slope = cv2.magnitude(gx, gy) / _SOBEL_UNIT, _slope(coarse)
     min_slope = _EDGE_MIN_CONTRAST / (math.sqrt(2 * math.pi) * _COARSE_SIGMA)
     hard = (coarse_slope > min_slope) & (fine_slope > _HARD_SLOPE_RATIO * coarse_slope)
-    return cv2.dilate(hard.astype(np.uint8), _disc(_HARD_BAND_PX)) > 0
+    upright = hard & (np.abs(gx) > _UPRIGHT_RATIO * np.abs(gy))
+    return cv2.dilate(hard.astype(np.uint8), _disc(_HARD_BAND_PX)) > 0, upright
+
+
+def _vehicle_box(upright: np.ndarray, hard: np.ndarray) -> Box | None:
+    """The vehicle rear: the pair of long upright hard edges joined by a hard top edge.
+
+    Seen from behind, a vehicle is a box: its sides are the longest upright camera-sharp
+    edges in the frame, and a roof line (or the top of the frame) joins them. A plume's
+    sides lean and curve, and nothing straight closes its top. Returns x, y, w, h in
+    working pixels.
+    """
+    height, width = upright.shape
+    runs = cv2.morphologyEx(upright.astype(np.uint8), cv2.MORPH_OPEN, np.ones((_SIDE_MIN_PX, 1), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(runs, np.ones((1, 3), np.uint8)))
+    sides = [
+        (stats[n, cv2.CC_STAT_LEFT] + stats[n, cv2.CC_STAT_WIDTH] / 2, stats[n, cv2.CC_STAT_TOP],
+         stats[n, cv2.CC_STAT_TOP] + stats[n, cv2.CC_STAT_HEIGHT])
+        for n in range(1, count) if stats[n, cv2.CC_STAT_HEIGHT] >= _SIDE_MIN_PX
+    ]
+    best: tuple[float, Box] | None = None
+    for xa, top_a, bottom_a in sides:
+        for xb, top_b, bottom_b in sides:
+            gap = xb - xa
+            overlap = min(bottom_a, bottom_b) - max(top_a, top_b)
+            if not _VEHICLE_WIDTH[0] * width <= gap <= _VEHICLE_WIDTH[1] * width:
+                continue
+            if overlap < _SIDE_OVERLAP * min(bottom_a - top_a, bottom_b - top_b):
+                continue
+            top, bottom = min(top_a, top_b), max(bottom_a, bottom_b)
+            x0, x1 = round(xa), round(xb)
+            roof = hard[max(0, top - 3) : top + 4, x0:x1].any(axis=0).mean() if top > 2 else 1.0
+            if roof < _ROOF_SHARE:
+                continue
+            if best is None or overlap > best[0]:
+                best = (overlap, (x0, top, x1 - x0, bottom - top))
+    return None if best is None else best[1]
 
 
 def _slope(image: np.ndarray) -> np.ndarray:
     gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=5)
     gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=5)
-    return cv2.magnitude(gx, gy) / 128.0  # Sobel 5x5 weighs a unit slope as 128
+    return cv2.magnitude(gx, gy) / _SOBEL_UNIT
 
 
 def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
@@ -286,6 +330,9 @@ def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
     their outline is also hard: a soft straight-edged region is a feathered plume.
     """
     candidates = (work.dark & ~work.hard).astype(np.uint8)
+    if work.vehicle is not None:  # the plume leaves the vehicle: what lies on its rear is the vehicle
+        x, y, w, h = work.vehicle
+        candidates[max(0, y - _HARD_BAND_PX) : y + h + _HARD_BAND_PX, max(0, x - _HARD_BAND_PX) : x + w + _HARD_BAND_PX] = 0
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=4)
     min_area = _MIN_AREA_FRACTION * candidates.size
     height, width = candidates.shape
@@ -298,7 +345,7 @@ def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
             continue  # a band across the frame is background, never smoke
         mask = labels == label
         hardness = _hardness(mask, work.hard)
-        if hardness > _MAX_HARDNESS and _straight_edged(mask, stats[label]):
+        if hardness > _MAX_HARDNESS and _straight_edged(mask):
             continue
         darkness = float(1.0 - work.ratio[mask].mean())
         score = area * darkness * (1.0 - 0.5 * hardness)
@@ -307,14 +354,19 @@ def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
     return None if best is None else (best[1], best[2])
 
 
-def _straight_edged(mask: np.ndarray, stats: np.ndarray) -> bool:
-    """Whether the component is box- or polygon-shaped, like a vehicle part or a cast shadow."""
+def _straight_edged(mask: np.ndarray) -> bool:
+    """Whether most of the component's outline runs in long straight lines.
+
+    A vehicle body, a bumper, a window or the shadow the vehicle casts is bounded by
+    straight edges; a plume's outline is curved all round. The outline is simplified to
+    within ``_STRAIGHT_TOLERANCE_PX`` and the segments at least ``_STRAIGHT_MIN_PX`` long are
+    counted: a circle's chords stay shorter than that unless its radius exceeds
+    ``_STRAIGHT_MIN_PX ** 2 / (8 * _STRAIGHT_TOLERANCE_PX)``, about 50 px, more than a plume's.
+    """
     contour = _outline(mask)  # holes (a window, a number plate) do not change the shape
-    area = cv2.contourArea(contour)
-    if area >= _BOX_FILL * stats[cv2.CC_STAT_WIDTH] * stats[cv2.CC_STAT_HEIGHT]:
-        return True
-    polygon = cv2.approxPolyDP(contour, _POLYGON_TOLERANCE * cv2.arcLength(contour, True), True)
-    return len(polygon) <= _POLYGON_MAX_SIDES and area >= _POLYGON_SOLIDITY * cv2.contourArea(cv2.convexHull(contour))
+    polygon = cv2.approxPolyDP(contour, _STRAIGHT_TOLERANCE_PX, True)[:, 0, :].astype(np.float32)
+    lengths = np.linalg.norm(polygon - np.roll(polygon, -1, axis=0), axis=1)
+    return float(lengths[lengths >= _STRAIGHT_MIN_PX].sum()) >= _STRAIGHT_SHARE * float(lengths.sum())
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
