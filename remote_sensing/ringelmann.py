@@ -63,9 +63,14 @@ _SIDE_MIN_PX = 12
 _VEHICLE_WIDTH = (0.06, 0.5)  # of the frame width
 _SIDE_OVERLAP = 0.6
 _ROOF_SHARE = 0.6
+_UNDER_VEHICLE = 0.1  # of the vehicle's width: the band under its rear that is wheels and shadow
+_TRAIL_REACH = 0.25  # of the vehicle's width: how far behind the rear only smoke reaches
+_STRIP_ASPECT = 0.3
+_STRIP_MARGIN = 0.1  # of the vehicle's width
 _RATIO_FLOOR = 0.01  # one grey level in a hundred: keeps the SNR finite on a flawless image
 _HARD_SLOPE_RATIO = 1.7  # fine / coarse slope: ~2.3 and up for a camera-sharp step, ~1.3 for smoke
-_MIN_AREA_FRACTION = 0.01
+_MIN_AREA_FRACTION = 0.003
+_CONFIDENT_AREA_FRACTION = 0.04  # confidence in the size of the region saturates here
 _MAX_HARDNESS = 0.85  # a plume merged with a dark vehicle still shows a soft part
 _STRAIGHT_TOLERANCE_PX = 1.5
 _STRAIGHT_MIN_PX = 24
@@ -312,8 +317,9 @@ def _vehicle_box(upright: np.ndarray, hard: np.ndarray) -> Box | None:
             roof = hard[max(0, top - 3) : top + 4, x0:x1].any(axis=0).mean() if top > 2 else 1.0
             if roof < _ROOF_SHARE:
                 continue
-            if best is None or overlap > best[0]:
-                best = (overlap, (x0, top, x1 - x0, bottom - top))
+            # The vehicle is the largest such box (a plume's upright flanks are closer).
+            if best is None or overlap * gap > best[0]:
+                best = (overlap * gap, (x0, top, x1 - x0, bottom - top))
     return None if best is None else best[1]
 
 
@@ -327,28 +333,44 @@ def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
     """The most plume-like dark component as a mask, with its hardness, or None.
 
     A crisp dense plume has as sharp an outline as a vehicle, so sharpness alone does not
-    tell them apart: shape does. A vehicle body, a window, a bumper or a cast shadow is
-    straight-edged (it fills its bounding box, or a polygon of a few sides fits it); a
-    plume is a rounded, irregular cloud. Straight-edged components are dropped only when
-    their outline is also hard: a soft straight-edged region is a feathered plume.
+    tell them apart: shape and place do. What lies on the vehicle's rear is the vehicle;
+    a component beside the vehicle that does not reach below its rear is its shadow or a
+    part of it (a plume trails behind the vehicle, towards the camera). Where no vehicle
+    rear was found, a sharp component bounded by long straight edges (a vehicle body, a
+    bumper, a cast shadow) is no plume; a soft one is a feathered plume whatever its shape.
     """
     candidates = (work.dark & ~work.hard).astype(np.uint8)
-    if work.vehicle is not None:  # the plume leaves the vehicle: what lies on its rear is the vehicle
-        x, y, w, h = work.vehicle
-        candidates[max(0, y - _HARD_BAND_PX) : y + h + _HARD_BAND_PX, max(0, x - _HARD_BAND_PX) : x + w + _HARD_BAND_PX] = 0
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=4)
+    vehicle = work.vehicle
+    if vehicle is not None:
+        # The rear, and right under it the wheels and the vehicle's own contact shadow.
+        x, y, w, h = vehicle
+        below = _HARD_BAND_PX + round(_UNDER_VEHICLE * w)
+        candidates[max(0, y - _HARD_BAND_PX) : y + h + below, max(0, x - _HARD_BAND_PX) : x + w + _HARD_BAND_PX] = 0
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(candidates, connectivity=4)
+    # Give each component back the rim the hard-edge band cut off: a small crisp plume is
+    # mostly rim.
+    grown = np.where(labels > 0, labels, cv2.dilate(labels.astype(np.float32), _disc(2 * _HARD_BAND_PX + 1)))
+    grown = np.where(work.dark, grown, 0).astype(np.int32)
     min_area = _MIN_AREA_FRACTION * candidates.size
     height, width = candidates.shape
     best: tuple[float, np.ndarray, float] | None = None
     for label in range(1, count):
-        area = stats[label, cv2.CC_STAT_AREA]
-        if area < min_area:
-            continue
         if stats[label, cv2.CC_STAT_WIDTH] >= _SPAN_FRACTION * width:
             continue  # a band across the frame is background, never smoke
-        mask = labels == label
+        trailing = True
+        if vehicle is not None:
+            if centroids[label][1] < vehicle[1] + vehicle[3] or _under(stats[label], vehicle):
+                continue  # beside, above or flat under the vehicle's rear: not trailing it
+            # Reaching well behind the vehicle, it trails it whatever its outline.
+            trailing = stats[label, cv2.CC_STAT_TOP] + stats[label, cv2.CC_STAT_HEIGHT] > (
+                vehicle[1] + vehicle[3] + _TRAIL_REACH * vehicle[2]
+            )
+        mask = grown == label
+        area = int(mask.sum())
+        if area < min_area:
+            continue
         hardness = _hardness(mask, work.hard)
-        if hardness > _MAX_HARDNESS and _straight_edged(mask):
+        if hardness > _MAX_HARDNESS and not (vehicle is not None and trailing) and _straight_edged(mask):
             continue
         darkness = float(1.0 - work.ratio[mask].mean())
         score = area * darkness * (1.0 - 0.5 * hardness)
@@ -357,19 +379,37 @@ def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
     return None if best is None else (best[1], best[2])
 
 
+def _under(stats: np.ndarray, vehicle: Box) -> bool:
+    """A flat strip right under the vehicle's rear, no wider than it: bumper, wheels, shadow."""
+    x, y, w, h = vehicle
+    left, top = stats[cv2.CC_STAT_LEFT], stats[cv2.CC_STAT_TOP]
+    width, height = stats[cv2.CC_STAT_WIDTH], stats[cv2.CC_STAT_HEIGHT]
+    return bool(
+        height < _STRIP_ASPECT * width and top < y + h + _TRAIL_REACH * w
+        and left >= x - _STRIP_MARGIN * w and left + width <= x + w + _STRIP_MARGIN * w
+    )
+
+
 def _straight_edged(mask: np.ndarray) -> bool:
     """Whether most of the component's outline runs in long straight lines.
 
     A vehicle body, a bumper, a window or the shadow the vehicle casts is bounded by
-    straight edges; a plume's outline is curved all round. The outline is simplified to
-    within ``_STRAIGHT_TOLERANCE_PX`` and the segments at least ``_STRAIGHT_MIN_PX`` long are
-    counted: a circle's chords stay shorter than that unless its radius exceeds
-    ``_STRAIGHT_MIN_PX ** 2 / (8 * _STRAIGHT_TOLERANCE_PX)``, about 50 px, more than a plume's.
+    straight edges; a plume's outline is curved. The outline is simplified to within
+    ``_STRAIGHT_TOLERANCE_PX`` and the segments at least ``_STRAIGHT_MIN_PX`` long are
+    counted (a circle's chords stay shorter than that unless its radius exceeds
+    ``_STRAIGHT_MIN_PX ** 2 / (8 * _STRAIGHT_TOLERANCE_PX)``, about 50 px, more than a
+    plume's). The frame's own border, where a component is cut off, does not count.
     """
+    height, width = mask.shape
     contour = _outline(mask)  # holes (a window, a number plate) do not change the shape
     polygon = cv2.approxPolyDP(contour, _STRAIGHT_TOLERANCE_PX, True)[:, 0, :].astype(np.float32)
-    lengths = np.linalg.norm(polygon - np.roll(polygon, -1, axis=0), axis=1)
-    return float(lengths[lengths >= _STRAIGHT_MIN_PX].sum()) >= _STRAIGHT_SHARE * float(lengths.sum())
+    following = np.roll(polygon, -1, axis=0)
+    lengths = np.linalg.norm(polygon - following, axis=1)
+    on_border = ((polygon[:, 0] <= 1) & (following[:, 0] <= 1)) | ((polygon[:, 1] <= 1) & (following[:, 1] <= 1)) | (
+        (polygon[:, 0] >= width - 2) & (following[:, 0] >= width - 2)) | (
+        (polygon[:, 1] >= height - 2) & (following[:, 1] >= height - 2))
+    inner = lengths[~on_border]
+    return float(inner[inner >= _STRAIGHT_MIN_PX].sum()) >= _STRAIGHT_SHARE * max(float(inner.sum()), 1.0)
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
@@ -422,7 +462,7 @@ def _confidence(plume: np.ndarray, background: np.ndarray, mask: np.ndarray, har
     ``plume`` and ``background`` are quartiles of the ratio to the road model; the
     interquartile range / 1.349 is a robust standard deviation.
     """
-    size = min(1.0, float(mask.sum()) / (4 * _MIN_AREA_FRACTION * mask.size))
+    size = min(1.0, float(mask.sum()) / (_CONFIDENT_AREA_FRACTION * mask.size))
     contrast = max(0.0, float(background[1] - plume[1]))
     spread = float(plume[2] - plume[0] + background[2] - background[0]) / 1.349
     snr = contrast / (spread + _RATIO_FLOOR)
