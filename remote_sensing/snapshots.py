@@ -27,7 +27,7 @@ from core.errors import Conflict, NotFound
 from core.queue import enqueue_after_commit
 from core.settings import Settings
 from remote_sensing import ringelmann
-from remote_sensing.images import ImageInfo, ImageRejected, inspect_image
+from remote_sensing.images import ImageInfo, ImageRejected, decode_grey, inspect_image
 from remote_sensing.ingest import body_hash
 from remote_sensing.models import PENDING_REVIEW, RECEIVED, REVIEWED, Snapshot
 from schemas.common import not_in_future, parse_json
@@ -184,8 +184,12 @@ def image_file(snapshot: Snapshot, n: int, media_dir: str) -> tuple[Path, str]:
 
 
 def analyse(session: Session, snapshot_id: int, media_dir: str, step: float) -> bool:
-    """Estimate the Ringelmann level of each image and keep the highest; False if already done.
+    """Estimate the Ringelmann level of the snapshot's images together and keep the highest;
+    False if already done.
 
+    The images are one passage, estimated as such (ringelmann.estimate_passage). The record
+    keeps the chosen image's estimate, every image's, and the plume region it measured
+    (``plume``, absent when none was found) for the review page to outline.
     The estimate is computed outside any lock and written only if no other run wrote one,
     so a retried or duplicated job changes nothing. A snapshot a person already reviewed
     still gets its estimate but keeps its status.
@@ -193,12 +197,15 @@ def analyse(session: Session, snapshot_id: int, media_dir: str, step: float) -> 
     snapshot = session.get(Snapshot, snapshot_id)
     if snapshot is None or snapshot.analysed_at is not None:
         return False
-    estimates = [
-        ringelmann.estimate_from_bytes(image_path(media_dir, image["sha256"], image["format"]).read_bytes(), step)
-        for image in snapshot.images
+    greys = [
+        decode_grey(image_path(media_dir, image["sha256"], image["format"]).read_bytes()) for image in snapshot.images
     ]
+    estimates = ringelmann.estimate_passage(greys, step)
     best = max(range(len(estimates)), key=lambda n: (estimates[n].level, estimates[n].blackness))
     record = {**estimates[best].to_record(), "image": best, "per_image": [e.to_record() for e in estimates]}
+    plume = estimates[best].plume_record(best)
+    if plume is not None:
+        record["plume"] = plume
     result = session.execute(
         update(Snapshot)
         .where(Snapshot.id == snapshot_id, Snapshot.analysed_at.is_(None))
@@ -268,6 +275,7 @@ def view(snapshot: Snapshot) -> dict[str, Any]:
         "lane": snapshot.payload.get("lane"),
         "estimated_ringelmann": snapshot.estimated_level,
         "estimate": {k: v for k, v in estimate.items() if k != "per_image"} if estimate else None,
+        "plume": estimate.get("plume") if estimate else None,
         "camera_ringelmann": snapshot.camera_ringelmann,
         "status": snapshot.status,
         "images": [IMAGE_URL.format(id=snapshot.id, n=n) for n in range(len(snapshot.images))],

@@ -46,6 +46,15 @@ class ReviewIn(Schema):
             raise ValidationError({"ringelmann": ["is only given with confirm"]})
 
 
+class PlumeOut(Schema):
+    image = fields.Integer(metadata={"description": "index of the image the region lies in (from 0)"})
+    polygon = fields.List(
+        fields.List(fields.Integer()),
+        metadata={"description": "simplified outline, [[x, y], ...] in that image's pixels (at most about 64 points)"},
+    )
+    bbox = fields.List(fields.Integer(), metadata={"description": "[x, y, w, h] in that image's pixels"})
+
+
 class EstimateOut(Schema):
     level = fields.Integer()
     blackness = fields.Float()
@@ -53,6 +62,7 @@ class EstimateOut(Schema):
     image = fields.Integer(metadata={"description": "index of the image the level comes from"})
     plume_box = fields.List(fields.Integer(), allow_none=True)
     background_box = fields.List(fields.Integer(), allow_none=True)
+    plume = fields.Nested(PlumeOut, metadata={"description": "the region measured; absent when no plume was found"})
 
 
 class ReviewOut(Schema):
@@ -74,6 +84,9 @@ class SnapshotOut(Schema):
     lane = fields.Integer(allow_none=True)
     estimated_ringelmann = fields.Integer(allow_none=True)
     estimate = fields.Nested(EstimateOut, allow_none=True)
+    plume = fields.Nested(
+        PlumeOut, allow_none=True, metadata={"description": "the plume region the estimate measured (estimate.plume)"}
+    )
     camera_ringelmann = fields.Integer(allow_none=True)
     status = fields.String()
     images = fields.List(fields.String())

@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -19,7 +20,7 @@ from enforcement.models import Case, Violation
 from remote_sensing import snapshots
 from remote_sensing.models import Snapshot
 from tests.factories import CST
-from tests.unit.synthetic_smoke import Scene, render_jpeg
+from tests.unit.synthetic_smoke import Scene, encode_jpeg, render_jpeg
 
 UPLOAD = "/api/v1/black-smoke/snapshots"
 BOUNDARY = "lantian-test-boundary-7MA4YWxk"
@@ -111,6 +112,26 @@ def test_signed_multipart_is_stored_then_analysed(app, smoke, drain, settings):
     assert snap.estimated_level == 3 and snap.estimate["image"] == 1  # the highest of the two
     assert [e["level"] for e in snap.estimate["per_image"]] == [1, 3]
     assert snap.region == "320200" and snap.camera_ringelmann == 3
+
+
+def test_the_measured_plume_region_is_stored_and_listed(app, smoke, drain, login):
+    r = upload(smoke, metadata("plume-region"), [jpeg(0.2), jpeg(0.65)])
+    drain()
+    plume = stored(app, r.get_json()["id"]).estimate["plume"]
+    assert plume["image"] == 1  # the image the level comes from
+    assert 3 <= len(plume["polygon"]) <= 64
+    x, y, w, h = plume["bbox"]
+    assert all(x <= px <= x + w and y <= py <= y + h for px, py in plume["polygon"])
+    assert all(0 <= px < 640 and 0 <= py < 360 for px, py in plume["polygon"])
+    item = app.test_client().get(UPLOAD + "?status=pending_review", headers=login("env_officer")).get_json()["items"][0]
+    assert item["plume"] == plume and item["estimate"]["plume"] == plume
+
+
+def test_no_plume_found_stores_no_region(app, smoke, drain, login):
+    upload(smoke, metadata("bare-road"), [encode_jpeg(np.full((360, 640), 120, np.uint8), 90)])
+    drain()
+    item = app.test_client().get(UPLOAD + "?status=pending_review", headers=login("env_officer")).get_json()["items"][0]
+    assert item["estimated_ringelmann"] == 0 and item["plume"] is None and "plume" not in item["estimate"]
 
 
 def test_metadata_may_come_as_a_file_part(app, smoke):

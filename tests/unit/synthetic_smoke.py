@@ -4,6 +4,8 @@ A scene is a road seen from behind and above a vehicle driving away: asphalt wit
 brightness gradient and low-frequency texture, dashed lane markings in perspective, a dark
 vehicle rear (body, window, bumper, lights, wheels) and, below it, a soft-edged plume that
 darkens whatever it covers by ``blackness`` (plume grey = background grey * (1 - b)).
+Optionally the background has a sharp step: a brighter sky above a horizon, or the
+shadow band of an overpass across the road (it darkens the vehicle and plume under it too).
 Camera degradations (gaussian noise, blur, JPEG re-compression) are applied last.
 """
 
@@ -24,6 +26,9 @@ class Scene:
     road_grey: float = 140.0
     vehicle_grey: float | None = None  # default: 40% of the road grey
     blackness: float = 0.0  # 0 renders no plume
+    feather: float = 0.02  # plume edge blur, fraction of the width (0.002: a crisp fresh plume)
+    horizon: float | None = None  # sky 1.6x brighter above this fraction of the height
+    band: tuple[float, float, float] | None = None  # overpass shadow: top, bottom (of the height), darkening
     noise_sigma: float = 0.0
     blur_sigma: float = 0.0
     jpeg_quality: int | None = None
@@ -38,6 +43,11 @@ def render(scene: Scene) -> np.ndarray:
     _draw_vehicle(image, scene)
     if scene.blackness > 0:
         image *= 1.0 - scene.blackness * plume_alpha(scene)
+    if scene.horizon is not None:
+        image[: int(scene.horizon * scene.height)] = min(250.0, 1.6 * scene.road_grey)
+    if scene.band is not None:
+        top, bottom, darkening = scene.band
+        image[int(top * scene.height) : int(bottom * scene.height)] *= 1.0 - darkening
     return _degrade(image, scene, rng)
 
 
@@ -61,7 +71,7 @@ def plume_alpha(scene: Scene) -> np.ndarray:
     cone = np.array([exhaust, (int(0.40 * w), int(0.70 * h)), (int(0.62 * w), int(0.72 * h))], np.int32)
     cv2.fillConvexPoly(mask, cone, 1.0)
     cv2.ellipse(mask, cloud_centre, (int(0.17 * w), int(0.15 * h)), -8, 0, 360, 1.0, -1)
-    return cv2.GaussianBlur(mask, (0, 0), 0.02 * w)
+    return cv2.GaussianBlur(mask, (0, 0), scene.feather * w)
 
 
 def plume_box(scene: Scene) -> Box:

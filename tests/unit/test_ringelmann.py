@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from remote_sensing.ringelmann import RingelmannEstimate, estimate_from_bytes, estimate_ringelmann
+from remote_sensing.ringelmann import RingelmannEstimate, estimate_from_bytes, estimate_passage, estimate_ringelmann
 from tests.unit.synthetic_smoke import Box, Scene, plume_box, render, render_jpeg
 
 LEVELS = [(0.2, 1), (0.4, 2), (0.6, 3), (0.8, 4)]
@@ -102,3 +102,47 @@ def test_import_leaves_opencv_threads_alone() -> None:
         "r.estimate_ringelmann(np.zeros((90, 160), np.uint8)); assert cv2.getNumThreads() == 1"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the families the edge-softness rule got wrong ------------------------------------------
+
+SMALL = {"width": 480, "height": 270}
+
+
+@pytest.mark.parametrize(("blackness", "level"), [(0.6, 3), (0.8, 4), (0.95, 5)])
+@pytest.mark.parametrize("vehicle", [None, 20.0])
+def test_crisp_dense_plume_reaches_its_level(blackness: float, level: int, vehicle: float | None) -> None:
+    # Fresh soot right behind the tailpipe: as sharp-edged as the vehicle body.
+    estimate = _estimate(blackness=blackness, feather=0.002, vehicle_grey=vehicle, noise_sigma=3.0, **SMALL)
+    assert estimate.level >= 2
+    assert abs(estimate.level - level) <= 1
+
+
+@pytest.mark.parametrize(("blackness", "level"), [(0.0, 0), *LEVELS])
+@pytest.mark.parametrize(
+    "step", [{"horizon": 0.12}, {"band": (0.62, 0.8, 0.4)}, {"band": (0.05, 0.3, 0.5)}],
+    ids=["horizon", "overpass shadow across the plume", "overpass shadow above the vehicle"],
+)
+def test_background_step_is_not_taken_for_the_plume(blackness: float, level: int, step: dict) -> None:
+    estimate = _estimate(blackness=blackness, noise_sigma=3.0, **SMALL, **step)
+    assert abs(estimate.level - level) <= (1 if level else 0)
+
+
+def test_crisp_plume_outline_is_returned_in_image_pixels() -> None:
+    scene = Scene(blackness=0.8, feather=0.002)
+    estimate = estimate_ringelmann(render(scene))
+    assert estimate.outline is not None and 3 <= len(estimate.outline) <= 64
+    assert all(0 <= x < scene.width and 0 <= y < scene.height for x, y in estimate.outline)
+    assert estimate.plume_box is not None and _iou(estimate.plume_box, plume_box(scene)) > 0.5
+    record = estimate.plume_record(2)
+    assert record == {"image": 2, "polygon": estimate.outline, "bbox": list(estimate.plume_box)}
+
+
+def test_no_plume_has_no_plume_record() -> None:
+    estimate = estimate_ringelmann(np.full((270, 480), 128, np.uint8))
+    assert estimate.outline is None and estimate.plume_record(0) is None
+
+
+def test_passage_gives_one_estimate_per_image() -> None:
+    frames = [render(Scene(blackness=b, **SMALL)) for b in (0.2, 0.6, 0.8)]
+    assert [e.level for e in estimate_passage(frames)] == [1, 3, 4]
