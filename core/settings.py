@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Limits = dict[str, dict[str, float]]
@@ -116,3 +117,12 @@ class Settings(BaseSettings):
     judge_linger_ms: int = 100
 
     policy: Policy = Field(default_factory=Policy)
+
+    @field_validator("media_dir")
+    @classmethod
+    def _absolute_media_dir(cls, value: str) -> str:
+        # Resolved once, against the working directory at start: the same base as the
+        # default SQLite file (instance/lantian.db), and the same in the web process, the
+        # CLI and the worker. Left relative, files were written against the working
+        # directory but served against the package folder (Flask's send_file root).
+        return str(Path(value).expanduser().absolute())
