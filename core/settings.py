@@ -71,6 +71,15 @@ class Policy(BaseSettings):
     fleet_ratio_threshold: float = 0.10
     heavy_diesel_categories: list[str] = Field(default_factory=lambda: ["N2", "N3"])
 
+    # The plans' supervision targets: at least this many distinct vehicles tested each
+    # month ("每月抽测数量不得少于60辆"), and at least this share of the local diesel fleet
+    # tested in the heating season ("秋冬季 ... 不低于当地柴油车保有量的80%"), which runs
+    # from the start (month, day) to the end (month, day) inclusive, across the new year.
+    monthly_quota_vehicles: int = 60
+    winter_diesel_coverage: float = 0.80
+    heating_season_start: tuple[int, int] = (10, 1)
+    heating_season_end: tuple[int, int] = (3, 31)
+
     def as_record(self) -> dict[str, Any]:
         """The policy as stored beside each verdict (stable key order)."""
         return json.loads(self.model_dump_json())
