@@ -256,5 +256,16 @@ def enforcement(session: Session, region: str | None, scope: str | None, today: 
         "region": region,
         "today": today,
         "cases": {"open": sum(by_status.values()), "by_status": by_status, "overdue": overdue},
-        "listings": {"blacklist": listings.get("blacklist", {}), "key_supervision": listings.get("key_supervision", {})},
+        "listings": {kind: listings.get(kind, {}) for kind in ("blacklist", "key_supervision")},
+    }
+
+
+def overview(
+    session: Session, month: date, region: str | None, scope: str | None, tz: ZoneInfo, policy: Policy, today: date,
+) -> dict[str, Any]:
+    """Everything the supervision dashboard shows: the answers of the three stats endpoints."""
+    return {
+        "supervision": supervision(session, month, region, scope, tz, policy),
+        "exceedance": exceedance(session, month, region, scope, tz),
+        "enforcement": enforcement(session, region, scope, today),
     }

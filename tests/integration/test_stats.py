@@ -168,7 +168,8 @@ def test_exceedance_by_fuel_and_pollutant(client, login, station, drain):
 
 def test_open_and_overdue_cases_and_listings(client, login, drain):
     admin = login("admin")
-    client.put("/api/v1/registry/vehicles", headers=admin, json={"vehicles": [vehicle("苏B60001"), vehicle("苏B60002")]})
+    client.put("/api/v1/registry/vehicles", headers=admin,
+               json={"vehicles": [vehicle("苏B60001"), vehicle("苏B60002")]})
     police, env = login("police", "320200"), login("env_officer", "320200")
     now = datetime.now(CST)
     for plate in ("苏B60001", "苏B60002"):
