@@ -88,8 +88,8 @@ LABELS: dict[str, dict[str, Any]] = {
     "case_status": {"open": lazy_gettext("open"), "notified": lazy_gettext("notified"),
                     "repaired": lazy_gettext("repaired"), "closed": lazy_gettext("closed")},
     "rule": {"three_strikes": lazy_gettext("three strikes in a cycle"),
-             "fleet_ten_percent": lazy_gettext("ten percent of a fleet"), "no_remote_obd": lazy_gettext("no remote OBD"),
-             "overdue_case": lazy_gettext("overdue case")},
+             "fleet_ten_percent": lazy_gettext("ten percent of a fleet"),
+             "no_remote_obd": lazy_gettext("no remote OBD"), "overdue_case": lazy_gettext("overdue case")},
 }
 
 
