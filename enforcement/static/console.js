@@ -17,9 +17,15 @@
     lightbox.id = "lightbox";
     var frame = document.createElement("div");
     frame.className = "frame";
+    var thumb = link.querySelector("img");
     var img = document.createElement("img");
     img.src = link.href;
-    img.alt = link.querySelector("img").alt;
+    img.alt = thumb.alt;
+    // As large as the window allows, small images included (the plume outline scales along).
+    var w = Number(thumb.getAttribute("width")), h = Number(thumb.getAttribute("height"));
+    var scale = Math.min(window.innerWidth * 0.96 / w, window.innerHeight * 0.92 / h);
+    img.width = Math.round(w * scale);
+    img.height = Math.round(h * scale);
     frame.appendChild(img);
     var plume = link.querySelector("svg.plume");
     if (plume) frame.appendChild(plume.cloneNode(true));

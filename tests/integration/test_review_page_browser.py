@@ -15,6 +15,8 @@ from enforcement.models import Violation
 from remote_sensing.models import Snapshot
 from tests.conftest import cli_json
 from tests.integration.test_black_smoke import jpeg, metadata, upload
+from tests.integration.test_black_smoke_page import set_estimate
+from tests.integration.test_dashboard_page import november  # noqa: F401  (a fixture)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -48,6 +50,9 @@ def browser(tmp_path: Any) -> Iterator[Any]:
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000"):
         options.add_argument(arg)
+    # An officer's browser in China asks for Chinese (headless Chromium otherwise asks for en-US).
+    options.add_argument("--lang=zh-CN")
+    options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(5)
     yield driver
@@ -153,8 +158,6 @@ def test_the_console_enlarges_outlines_and_takes_shortcuts(app, server, browser,
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.integration.test_black_smoke_page import set_estimate
-
     admin = login("admin")
     client.put("/api/v1/registry/vehicles", headers=admin, json={"vehicles": [{
         "plate": "苏B77777", "plate_color": "yellow", "fuel_type": "diesel", "category": "N3", "region": "320200",
@@ -226,36 +229,21 @@ def test_the_console_enlarges_outlines_and_takes_shortcuts(app, server, browser,
         assert s.get(Snapshot, dense).status == "confirmed" and s.get(Snapshot, light).status == "rejected"
 
 
-def test_the_dashboard_in_the_browser(app, server, browser, runner, client, login, station, drain, shots):
-    from datetime import timedelta
-
+def test_the_dashboard_in_the_browser(app, server, browser, runner, november, shots):  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.factories import event, vehicle
-    from tests.integration.test_stats import last_november, post_batch
-
-    client.put("/api/v1/registry/vehicles", headers=login("admin"),
-               json={"vehicles": [vehicle(f"苏B7{n:04d}") for n in range(5)]})
-    at = last_november()
-    post_batch(station, [
-        *(event(f"d{n}", at=at + timedelta(minutes=n), plate=f"苏B7{n:04d}") for n in range(4)),
-        event("d-exceed", at=at + timedelta(hours=2), plate="苏B70000", measurements={"no_ppm": 1600}),
-        event("d-gasoline", at=at, plate="苏A70009", color="blue", fuel_type_observed="gasoline",
-              measurements={"co_pct": 3.1}),
-        event("d-invalid", at=at, plate="苏B70004", conditions={"wind_speed_ms": 9}),
-    ])
-    drain()
     cli_json(runner, "users", "create", "--username", "zhao", "--password", "pw-zhao-2026", "--role", "police",
              "--region", "320200")
     browser.get(server + "/dashboard")
     assert browser.current_url.endswith("/dashboard/login")
     sign_in(browser, "zhao", "pw-zhao-2026")
-    browser.get(server + f"/dashboard?month={at:%Y-%m}")
+    browser.get(server + f"/dashboard?month={november}")
     charts = browser.find_elements(By.CSS_SELECTOR, "img.chart")
     assert len(charts) == 4
     WebDriverWait(browser, 10).until(lambda b: all(
         b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", c) for c in charts))
     assert "4 / 60" in browser.find_element(By.ID, "quota").text
     assert "80.0%" in browser.find_element(By.ID, "winter").text
+    browser.set_window_size(1400, 2000)  # the whole page in one picture
     shots(browser, "5-dashboard")
