@@ -30,6 +30,6 @@ clean:
 # and the .mo are committed, so a fresh clone needs no step).
 translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _ --no-location --omit-header -o messages.pot .
-	$(BIN)/pybabel update -i messages.pot -d enforcement/translations -D messages --no-location --ignore-obsolete
+	$(BIN)/pybabel update -i messages.pot -d enforcement/translations -D messages --ignore-obsolete -w 100
 	$(BIN)/pybabel compile -d enforcement/translations -D messages --statistics
 	rm -f messages.pot

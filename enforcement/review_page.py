@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from werkzeug.wrappers import Response
 
 from core.errors import ApiError
@@ -24,6 +25,15 @@ from remote_sensing.models import PENDING_REVIEW
 
 bp = Blueprint("review_page", __name__, url_prefix="/review", template_folder="templates")
 PAGE_SIZE = 20
+
+# A refused review in the officer's words, by its stable code (others show the service's text).
+REFUSALS = {
+    "already_reviewed": lazy_gettext("it was already reviewed (by someone else?); reload the queue."),
+    "validation_error": lazy_gettext("only a level above the limit can be confirmed; reject the snapshot instead."),
+    "plate_unreadable": lazy_gettext("the plate is not readable: enter the plate and colour you read in the image."),
+    "no_tailpipe": lazy_gettext("the plate belongs to an electric vehicle (no tailpipe): a misread or a cloned plate."),
+    "not_found": lazy_gettext("no such snapshot in your region."),
+}
 
 console = Console(
     bp, (Role.ENV_OFFICER, Role.ADMIN), "review_page.queue", lambda: _("Black-smoke review"),
@@ -78,7 +88,7 @@ def decide(user: User, snapshot_id: int) -> Response:
     level = request.form.get("ringelmann", "") if decision == reviews.CONFIRM else ""
     # The officer's reading of the plate, passed on only when filled in.
     correction = {k: v for k in ("plate", "plate_color") if (v := request.form.get(k, "").strip())}
-    if correction.get("plate_color", PLATE_COLORS[0]) not in PLATE_COLORS:
+    if "plate_color" in correction and correction["plate_color"] not in PLATE_COLORS:
         abort(400, _("Unknown plate colour."))
     try:
         snapshot = reviews.review(
@@ -87,7 +97,7 @@ def decide(user: User, snapshot_id: int) -> Response:
             **correction,
         )
     except ApiError as err:
-        flash(_("Snapshot %(id)s: %(message)s", id=snapshot_id, message=err.message), "error")
+        flash(_("Snapshot %(id)s: %(message)s", id=snapshot_id, message=REFUSALS.get(err.code, err.message)), "error")
     else:
         if snapshot.violation_id is not None:
             flash(_("Snapshot %(id)s confirmed at Ringelmann %(level)s: violation %(violation)s recorded.",

@@ -86,7 +86,7 @@ def test_a_refused_review_is_shown_not_recorded(app, runner, snapshot_id):
     token = csrf(client.get("/review").data)
     r = client.post(f"/review/snapshots/{snapshot_id}", data={"decision": "confirm", "ringelmann": "1", "csrf": token},
                     follow_redirects=True)
-    assert f"抓拍 {snapshot_id}：only a level above the limit can be confirmed" in r.get_data(as_text=True)
+    assert f"抓拍 {snapshot_id}：只有高于限值的等级才能确认" in r.get_data(as_text=True)
     image = client.get(f"/review/snapshots/{snapshot_id}/images/0")
     assert image.status_code == 200 and image.data == jpeg() and image.mimetype == "image/jpeg"
     with app.extensions["lantian"].sessions() as s:
