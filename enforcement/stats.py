@@ -13,6 +13,7 @@ station's or the test's), diesel coverage in the region where it is registered.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,11 +32,12 @@ from remote_sensing.models import CONFIRMED, PROCESSED, Event, Snapshot
 TOP_REASONS = 3  # invalid reasons shown per station
 
 
+@dataclass(frozen=True)
 class Scope:
     """What one request may count: the person's region and the region asked for."""
 
-    def __init__(self, scope: str | None, region: str | None) -> None:
-        self.scope, self.region = scope, region
+    scope: str | None
+    region: str | None
 
     def where(self, column: Any) -> list[Any]:
         return [in_region(column, self.scope), in_region(column, self.region)]
