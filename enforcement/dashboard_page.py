@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from core.identity import Role, User
-from core.web import db, runtime
+from core.web import read_db, runtime
 from enforcement import charts, stats
 from enforcement.cases import local_today
 from enforcement.pages import LABELS, Console
@@ -50,7 +50,7 @@ def _scope(user: User) -> str | None:
 def index(user: User) -> str:
     rt = runtime()
     month, region = _query()
-    figures = stats.overview(db(), month, region, _scope(user), rt.tz, rt.settings.policy, local_today(rt.tz))
+    figures = stats.overview(read_db(), month, region, _scope(user), rt.tz, rt.settings.policy, local_today(rt.tz))
     args = {"month": month.strftime("%Y-%m"), **({"region": region} if region else {})}
     return render_template("dashboard/index.html", user=user, chart_args=args, region=region, **figures)
 
@@ -63,14 +63,14 @@ def chart(user: User, name: str) -> Response:
     scope = _scope(user)
     svg: bytes
     if name == "exceedance":
-        figures = stats.exceedance(db(), month, region, scope, rt.tz)
+        figures = stats.exceedance(read_db(), month, region, scope, rt.tz)
         fuels = {code: str(text) for code, text in LABELS["fuel_type"].items()}
         svg = charts.exceedance(figures["by_fuel"], title=_("Exceedance rate by fuel and pollutant"), fuel_names=fuels)
     elif name == "stations":
-        rows = stats.stations(db(), month_of(month), stats.Scope(scope, region), rt.tz)
+        rows = stats.stations(read_db(), month_of(month), stats.Scope(scope, region), rt.tz)
         svg = charts.stations(rows, title=_("Valid share of each station's measurements"), valid=_("valid"))
     else:
-        figures = stats.supervision(db(), month, region, scope, rt.tz, rt.settings.policy)
+        figures = stats.supervision(read_db(), month, region, scope, rt.tz, rt.settings.policy)
         titles = {"quota": _("Distinct vehicles tested this month"),
                   "winter": _("Share of the diesel fleet tested this winter")}
         svg = charts.targets(figures["regions"], name, title=titles[name], tested=_("tested"), target=_("target"))

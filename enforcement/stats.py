@@ -25,7 +25,7 @@ from core.identity import Station
 from core.registry import Vehicle
 from core.settings import Policy
 from enforcement.cases import cases_query, in_region, overdue_clause
-from enforcement.models import Case, Listing, SupervisoryTest, Violation
+from enforcement.models import ACTIVE, Case, Listing, SupervisoryTest, Violation
 from enforcement.targets import Period, at_least, heating_season, month_of, ratio, share_at_least
 from remote_sensing.models import CONFIRMED, PROCESSED, Event, Snapshot
 
@@ -126,7 +126,8 @@ def supervision(
     ) or 0
     violations = dict(session.execute(
         select(Violation.source, func.count())
-        .where(Violation.detected_at >= start, Violation.detected_at < end, *where.where(Violation.region))
+        .where(Violation.status == ACTIVE, Violation.detected_at >= start, Violation.detected_at < end,
+               *where.where(Violation.region))
         .group_by(Violation.source)
     ).all())
 

@@ -30,7 +30,8 @@ def supervision(query: dict[str, Any]) -> dict[str, Any]:
     """The month against the plans' targets: distinct vehicles tested, diesel coverage this
     month and this heating season, per region and per station."""
     rt = runtime()
-    return stats.supervision(read_db(), _month(query), query["region"], current_person().scope, rt.tz, rt.settings.policy)
+    scope = current_person().scope
+    return stats.supervision(read_db(), _month(query), query["region"], scope, rt.tz, rt.settings.policy)
 
 
 @blp.get("/exceedance")
