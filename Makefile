@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: run test test-pg lint bench clean
+.PHONY: run test test-pg lint bench clean translations
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,3 +25,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) instance *.egg-info
+
+# The officers' pages' messages: extract, merge into the catalogues, compile (both the .po
+# and the .mo are committed, so a fresh clone needs no step).
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _ --no-location --omit-header -o messages.pot .
+	$(BIN)/pybabel update -i messages.pot -d enforcement/translations -D messages --ignore-obsolete -w 100
+	$(BIN)/pybabel compile -d enforcement/translations -D messages --statistics
+	rm -f messages.pot

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Limits = dict[str, dict[str, float]]
@@ -70,6 +71,15 @@ class Policy(BaseSettings):
     fleet_ratio_threshold: float = 0.10
     heavy_diesel_categories: list[str] = Field(default_factory=lambda: ["N2", "N3"])
 
+    # The plans' supervision targets: at least this many distinct vehicles tested each
+    # month ("每月抽测数量不得少于60辆"), and at least this share of the local diesel fleet
+    # tested in the heating season ("秋冬季 ... 不低于当地柴油车保有量的80%"), which runs
+    # from the start (month, day) to the end (month, day) inclusive, across the new year.
+    monthly_quota_vehicles: int = 60
+    winter_diesel_coverage: float = 0.80
+    heating_season_start: tuple[int, int] = (10, 1)
+    heating_season_end: tuple[int, int] = (3, 31)
+
     def as_record(self) -> dict[str, Any]:
         """The policy as stored beside each verdict (stable key order)."""
         return json.loads(self.model_dump_json())
@@ -116,3 +126,12 @@ class Settings(BaseSettings):
     judge_linger_ms: int = 100
 
     policy: Policy = Field(default_factory=Policy)
+
+    @field_validator("media_dir")
+    @classmethod
+    def _absolute_media_dir(cls, value: str) -> str:
+        # Resolved once, against the working directory at start: the same base as the
+        # default SQLite file (instance/lantian.db), and the same in the web process, the
+        # CLI and the worker. Left relative, files were written against the working
+        # directory but served against the package folder (Flask's send_file root).
+        return str(Path(value).expanduser().absolute())

@@ -1,119 +1,77 @@
 """The review page: environment officers work the black-smoke queue in a browser.
 
-Server-rendered, signed-cookie session (SECRET_KEY is settings.secret_key), a CSRF token
-per session checked on every POST. The page calls the same services as the API.
+The queue (highest estimate first) and a "reviewed" tab (latest decision first), each
+snapshot with its station, the vehicle its plate reads as, the estimate and the plume the
+analyser outlined; images open large; `c` / `r` confirm or reject the selected snapshot.
+The page calls the same services as the API (sign-in and language: `enforcement.pages`).
 """
 
 from __future__ import annotations
 
-import functools
-import hmac
-import secrets
-from collections.abc import Callable
-from typing import Any, TypeVar
-
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from werkzeug.wrappers import Response
 
-from core import identity
 from core.errors import ApiError
 from core.identity import Role, User
+from core.registry import PLATE_COLORS
 from core.web import db, runtime
-from enforcement import reviews
+from enforcement import review_cards, reviews
+from enforcement.pages import Console
 from remote_sensing import snapshots
 from remote_sensing.black_smoke_api import image_response
 from remote_sensing.models import PENDING_REVIEW
 
 bp = Blueprint("review_page", __name__, url_prefix="/review", template_folder="templates")
-F = TypeVar("F", bound=Callable[..., Any])
-
-ROLES = (Role.ENV_OFFICER, Role.ADMIN)
 PAGE_SIZE = 20
 
+# A refused review in the officer's words, by its stable code (others show the service's text).
+REFUSALS = {
+    "already_reviewed": lazy_gettext("it was already reviewed (by someone else?); reload the queue."),
+    "validation_error": lazy_gettext("only a level above the limit can be confirmed; reject the snapshot instead."),
+    "plate_unreadable": lazy_gettext("the plate is not readable: enter the plate and colour you read in the image."),
+    "no_tailpipe": lazy_gettext("the plate belongs to an electric vehicle (no tailpipe): a misread or a cloned plate."),
+    "not_found": lazy_gettext("no such snapshot in your region."),
+}
 
-@bp.record_once
-def _cookie_policy(state: Any) -> None:
-    # The session cookie is only ever needed by same-site navigation and form posts.
-    state.app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-
-
-def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
-
-
-@bp.app_context_processor
-def _template_globals() -> dict[str, Any]:
-    return {"csrf_token": csrf_token}
-
-
-@bp.before_request
-def _check_csrf() -> None:
-    if request.method == "POST":
-        sent = request.form.get("csrf", "")
-        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-            abort(400, "the form has expired; reload the page")
-
-
-def _officer() -> User | None:
-    """The signed-in person, re-read so a deactivated or demoted account is out at once."""
-    user_id = session.get("user_id")
-    user = db().get(User, user_id) if user_id is not None else None
-    return user if user is not None and user.active and user.role in ROLES else None
+console = Console(
+    bp, (Role.ENV_OFFICER, Role.ADMIN), "review_page.queue", lambda: _("Black-smoke review"),
+    lambda: _("Wrong username or password, or not an environment officer."),
+)
 
 
 def _reviewer(user: User) -> reviews.Reviewer:
     return reviews.Reviewer(f"user:{user.username}", None if user.role == Role.ADMIN else user.region)
 
 
-def signed_in(view: F) -> F:
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        user = _officer()
-        if user is None:
-            return redirect(url_for("review_page.login"))
-        return view(user, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login() -> str | Response:
-    error = None
-    if request.method == "POST":
-        user = identity.authenticate(db(), request.form.get("username", ""), request.form.get("password", ""))
-        if user is not None and user.role in ROLES:
-            session.clear()  # a fresh session (and CSRF token) for the signed-in person
-            session["user_id"] = user.id
-            return redirect(url_for("review_page.queue"))
-        error = "Wrong username or password, or not an environment officer."
-    return render_template("review/login.html", error=error)
-
-
-@bp.post("/logout")
-def logout() -> Response:
-    session.clear()
-    return redirect(url_for("review_page.login"))
-
-
 @bp.get("")
-@signed_in
+@console.signed_in
 def queue(user: User) -> str:
-    reviewer = _reviewer(user)
     rows, next_cursor = snapshots.queue_page(
-        db(), status=PENDING_REVIEW, scope=reviewer.scope, limit=PAGE_SIZE, cursor=request.args.get("cursor")
+        db(), status=PENDING_REVIEW, scope=_reviewer(user).scope, limit=PAGE_SIZE, cursor=request.args.get("cursor")
     )
     policy = runtime().settings.policy
-    items = [{**snapshots.view(row), "suggested": reviews.suggested_level(row, policy)} for row in rows]
     return render_template(
-        "review/queue.html", user=user, items=items, next_cursor=next_cursor,
-        limit=policy.black_smoke_ringelmann_limit,
+        "review/queue.html", user=user, tab="queue", items=review_cards.cards(db(), rows, policy),
+        next_cursor=next_cursor, limit=policy.black_smoke_ringelmann_limit, plate_colors=PLATE_COLORS,
+    )
+
+
+@bp.get("/reviewed")
+@console.signed_in
+def reviewed(user: User) -> str:
+    rows, next_cursor = snapshots.reviewed_page(
+        db(), scope=_reviewer(user).scope, limit=PAGE_SIZE, cursor=request.args.get("cursor")
+    )
+    return render_template(
+        "review/reviewed.html", user=user, tab="reviewed",
+        items=review_cards.cards(db(), rows, runtime().settings.policy), next_cursor=next_cursor,
     )
 
 
 @bp.get("/snapshots/<int:snapshot_id>/images/<int:n>")
-@signed_in
+@console.signed_in
 def image(user: User, snapshot_id: int, n: int) -> Response:
     snapshot = snapshots.get(db(), snapshot_id, _reviewer(user).scope)
     path, media_type = snapshots.image_file(snapshot, n, runtime().settings.media_dir)
@@ -121,24 +79,29 @@ def image(user: User, snapshot_id: int, n: int) -> Response:
 
 
 @bp.post("/snapshots/<int:snapshot_id>")
-@signed_in
+@console.signed_in
 def decide(user: User, snapshot_id: int) -> Response:
     rt = runtime()
     decision = request.form.get("decision", "")
     if decision not in (reviews.CONFIRM, reviews.REJECT):
-        abort(400, "decision must be confirm or reject")
+        abort(400, _("The decision must be confirm or reject."))
     level = request.form.get("ringelmann", "") if decision == reviews.CONFIRM else ""
+    # The officer's reading of the plate, passed on only when filled in.
+    correction = {k: v for k in ("plate", "plate_color") if (v := request.form.get(k, "").strip())}
+    if "plate_color" in correction and correction["plate_color"] not in PLATE_COLORS:
+        abort(400, _("Unknown plate colour."))
     try:
         snapshot = reviews.review(
             db(), snapshot_id, decision=decision, ringelmann=int(level) if level.isdigit() else None,
             note=request.form.get("note") or None, reviewer=_reviewer(user), policy=rt.settings.policy, tz=rt.tz,
+            **correction,
         )
     except ApiError as err:
-        flash(f"Snapshot {snapshot_id}: {err.message}", "error")
+        flash(_("Snapshot %(id)s: %(message)s", id=snapshot_id, message=REFUSALS.get(err.code, err.message)), "error")
     else:
         if snapshot.violation_id is not None:
-            flash(f"Snapshot {snapshot_id} confirmed at Ringelmann {snapshot.reviewed_level}: "
-                  f"violation {snapshot.violation_id} recorded.", "ok")
+            flash(_("Snapshot %(id)s confirmed at Ringelmann %(level)s: violation %(violation)s recorded.",
+                    id=snapshot_id, level=snapshot.reviewed_level, violation=snapshot.violation_id), "ok")
         else:
-            flash(f"Snapshot {snapshot_id} rejected.", "ok")
+            flash(_("Snapshot %(id)s rejected.", id=snapshot_id), "ok")
     return redirect(url_for("review_page.queue"))

@@ -38,9 +38,12 @@ def suggested_level(snapshot: Snapshot, policy: Policy) -> int:
 
 def review(
     session: Session, snapshot_id: int, *, decision: str, ringelmann: int | None, note: str | None,
-    reviewer: Reviewer, policy: Policy, tz: ZoneInfo,
+    reviewer: Reviewer, policy: Policy, tz: ZoneInfo, plate: str | None = None, plate_color: str | None = None,
 ) -> Snapshot:
-    """Record the decision (and on confirm the violation) and commit."""
+    """Record the decision (and on confirm the violation) and commit.
+
+    `plate` and `plate_color` are the officer's reading of the image: when given they
+    replace the camera's read for matching the vehicle."""
     snapshot = snapshots.get(session, snapshot_id, reviewer.scope)
     if snapshot.status in REVIEWED:
         raise Conflict(f"snapshot {snapshot_id} was already {snapshot.status}", code="already_reviewed")
@@ -52,12 +55,13 @@ def review(
                 "only a level above the limit can be confirmed; reject the snapshot instead",
                 fields={"ringelmann": [f"must be above the limit {limit} to confirm"]},
             )
-        plate = snapshot.payload["plate"]
+        read = snapshot.payload["plate"]
+        number, color = plate or read["number"], plate_color or read["color"]
         # A person has looked at the images: a readable plate is trusted enough for a
         # provisional vehicle.
-        match = match_plate(session, plate["number"], plate["color"], True, snapshot.region)
+        match = match_plate(session, number, color, True, snapshot.region)
         if match.vehicle is None:
-            raise Unprocessable(f"plate {plate['number']!r} is not readable", code="plate_unreadable")
+            raise Unprocessable(f"plate {number!r} is not readable", code="plate_unreadable")
         vehicle = match.vehicle
 
     # Guarded by the status, so two people reviewing at once make one review.

@@ -1,14 +1,20 @@
-"""Monthly supervision figures a bureau reports against its action plan.
+"""Supervision figures a bureau reports against its action plan, for the stats API and the
+dashboard (both serialise what these functions answer).
 
-The plans set quotas in these terms: supervisory tests by source, the remote-sensing
-exceedance rate, and diesel vehicles tested against the region's diesel fleet ("监督抽测
-柴油车数量不低于当地柴油车保有量的80%").
+The plans set targets in these terms: supervisory tests by source, distinct vehicles tested
+each month ("每月抽测数量不得少于60辆"), diesel vehicles tested in the heating season against
+the local diesel fleet ("不低于当地柴油车保有量的80%"), the remote-sensing exceedance rate and
+stations whose measurements are valid. Quotas and coverage count **distinct vehicles**, and
+only valid measurements, confirmed black-smoke snapshots and completed supervisory tests
+count (DOMAIN.md section 7). A vehicle counts in the region where it was tested (the
+station's or the test's), diesel coverage in the region where it is registered.
 """
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,35 +23,90 @@ from sqlalchemy.orm import Session
 
 from core.identity import Station
 from core.registry import Vehicle
-from enforcement.cases import in_region
-from enforcement.models import SupervisoryTest, Violation
-from remote_sensing.models import PROCESSED, Event, Snapshot
+from core.settings import Policy
+from enforcement.cases import cases_query, in_region, overdue_clause
+from enforcement.models import ACTIVE, Case, Listing, SupervisoryTest, Violation
+from enforcement.targets import Period, at_least, heating_season, month_of, ratio, share_at_least
+from remote_sensing.models import CONFIRMED, PROCESSED, Event, Snapshot
+
+TOP_REASONS = 3  # invalid reasons shown per station
 
 
 @dataclass(frozen=True)
-class Month:
-    first: date
+class Scope:
+    """What one request may count: the person's region and the region asked for."""
 
-    def bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
-        """The month as an instant range [start, end) in the local time zone."""
-        nxt = date(self.first.year + self.first.month // 12, self.first.month % 12 + 1, 1)
-        return datetime.combine(self.first, time(), tz), datetime.combine(nxt, time(), tz)
+    scope: str | None
+    region: str | None
 
-
-def ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+    def where(self, column: Any) -> list[Any]:
+        return [in_region(column, self.scope), in_region(column, self.region)]
 
 
-def supervision(session: Session, month: Month, region: str | None, scope: str | None, tz: ZoneInfo) -> dict[str, Any]:
-    start, end = month.bounds(tz)
+def _tested(period: Period, tz: ZoneInfo) -> Any:
+    """(vehicle_id, region where tested) of every vehicle tested in the period, once each."""
+    start, end = period.bounds(tz)
+    return union(
+        select(Event.vehicle_id.label("vehicle_id"), Station.region.label("region"))
+        .join(Station, Station.id == Event.station_id)
+        .where(Event.valid.is_(True), Event.vehicle_id.is_not(None), Event.measured_at >= start,
+               Event.measured_at < end),
+        select(SupervisoryTest.vehicle_id, SupervisoryTest.region)
+        .where(SupervisoryTest.tested_at >= start, SupervisoryTest.tested_at < end),
+        select(Snapshot.vehicle_id, Snapshot.region)
+        .where(Snapshot.status == CONFIRMED, Snapshot.vehicle_id.is_not(None), Snapshot.captured_at >= start,
+               Snapshot.captured_at < end),
+    ).subquery()
 
-    def scoped(column: Any) -> list[Any]:
-        return [in_region(column, scope), in_region(column, region)]
+
+def vehicles_tested(session: Session, period: Period, where: Scope, tz: ZoneInfo) -> tuple[int, dict[str, int]]:
+    """Distinct vehicles tested in the period: in all of the scope, and per region of testing."""
+    tested = _tested(period, tz)
+    total = session.scalar(select(func.count(func.distinct(tested.c.vehicle_id))).where(*where.where(tested.c.region)))
+    per_region = session.execute(
+        select(tested.c.region, func.count(func.distinct(tested.c.vehicle_id)))
+        .where(*where.where(tested.c.region), tested.c.region.is_not(None))
+        .group_by(tested.c.region)
+    ).all()
+    return total or 0, {code: n for code, n in per_region}
+
+
+def diesel_coverage(session: Session, period: Period, where: Scope, tz: ZoneInfo) -> tuple[tuple[int, int],
+                                                                                           dict[str, tuple[int, int]]]:
+    """(diesel vehicles tested, registered diesel fleet): in all of the scope, and per region of registration."""
+    diesel = Vehicle.fuel_type == "diesel", Vehicle.registered.is_(True), *where.where(Vehicle.region)
+    tested = _tested(period, tz)
+    tested_ids = select(tested.c.vehicle_id).scalar_subquery()
+    fleet = dict(session.execute(select(Vehicle.region, func.count()).where(*diesel).group_by(Vehicle.region)).all())
+    covered = dict(session.execute(
+        select(Vehicle.region, func.count()).where(*diesel, Vehicle.id.in_(tested_ids)).group_by(Vehicle.region)
+    ).all())
+    per_region = {code: (covered.get(code, 0), n) for code, n in fleet.items() if code is not None}
+    return (sum(covered.values()), sum(fleet.values())), per_region
+
+
+def _coverage(tested: int, registered: int, target: float) -> dict[str, Any]:
+    return {"vehicles_tested": tested, "registered": registered, "coverage": ratio(tested, registered),
+            "target": target, "met": share_at_least(tested, registered, target)}
+
+
+def _quota(tested: int, target: int) -> dict[str, Any]:
+    return {"vehicles_tested": tested, "target": target, "met": at_least(tested, target)}
+
+
+def supervision(
+    session: Session, month: date, region: str | None, scope: str | None, tz: ZoneInfo, policy: Policy,
+) -> dict[str, Any]:
+    """The month's figures and the heating season's, for the scope and per region and station."""
+    where = Scope(scope, region)
+    period = month_of(month)
+    start, end = period.bounds(tz)
 
     events = (
         select(Event.valid, Event.verdict, func.count())
         .join(Station, Station.id == Event.station_id)
-        .where(Event.status == PROCESSED, Event.measured_at >= start, Event.measured_at < end, *scoped(Station.region))
+        .where(Event.status == PROCESSED, Event.measured_at >= start, Event.measured_at < end,
+               *where.where(Station.region))
         .group_by(Event.valid, Event.verdict)
     )
     counts = {(valid, verdict): n for valid, verdict, n in session.execute(events)}
@@ -55,35 +116,31 @@ def supervision(session: Session, month: Month, region: str | None, scope: str |
 
     tests = dict(session.execute(
         select(SupervisoryTest.kind, func.count())
-        .where(SupervisoryTest.tested_at >= start, SupervisoryTest.tested_at < end, *scoped(SupervisoryTest.region))
+        .where(SupervisoryTest.tested_at >= start, SupervisoryTest.tested_at < end,
+               *where.where(SupervisoryTest.region))
         .group_by(SupervisoryTest.kind)
     ).all())
     snapshots = session.scalar(
         select(func.count()).select_from(Snapshot)
-        .where(Snapshot.captured_at >= start, Snapshot.captured_at < end, *scoped(Snapshot.region))
+        .where(Snapshot.captured_at >= start, Snapshot.captured_at < end, *where.where(Snapshot.region))
     ) or 0
     violations = dict(session.execute(
         select(Violation.source, func.count())
-        .where(Violation.detected_at >= start, Violation.detected_at < end, *scoped(Violation.region))
+        .where(Violation.status == ACTIVE, Violation.detected_at >= start, Violation.detected_at < end,
+               *where.where(Violation.region))
         .group_by(Violation.source)
     ).all())
 
-    diesel = select(Vehicle.id).where(Vehicle.fuel_type == "diesel", Vehicle.registered.is_(True),
-                                      *scoped(Vehicle.region))
-    tested = union(
-        select(Event.vehicle_id.label("vid")).where(Event.valid.is_(True), Event.measured_at >= start,
-                                                    Event.measured_at < end, Event.vehicle_id.in_(diesel)),
-        select(SupervisoryTest.vehicle_id).where(SupervisoryTest.tested_at >= start, SupervisoryTest.tested_at < end,
-                                                 SupervisoryTest.vehicle_id.in_(diesel)),
-        select(Snapshot.vehicle_id).where(Snapshot.captured_at >= start, Snapshot.captured_at < end,
-                                          Snapshot.vehicle_id.in_(diesel)),
-    ).subquery()
-    fleet = session.scalar(select(func.count()).select_from(diesel.subquery())) or 0
-    diesel_tested = session.scalar(select(func.count()).select_from(tested)) or 0
+    tested, tested_by_region = vehicles_tested(session, period, where, tz)
+    (diesel_tested, fleet), diesel_by_region = diesel_coverage(session, period, where, tz)
+    season = heating_season(period.first, policy.heating_season_start, policy.heating_season_end)
+    (winter_tested, winter_fleet), winter_by_region = diesel_coverage(session, season, where, tz)
 
+    quota, share = policy.monthly_quota_vehicles, policy.winter_diesel_coverage
+    regions = sorted(set(tested_by_region) | set(diesel_by_region) | set(winter_by_region))
     return {
         "region": region,
-        "month": month.first.strftime("%Y-%m"),
+        "month": period.first.strftime("%Y-%m"),
         "tests_by_source": {
             "remote_sensing": valid,
             "black_smoke": snapshots,
@@ -99,4 +156,119 @@ def supervision(session: Session, month: Month, region: str | None, scope: str |
         },
         "violations_by_source": violations,
         "diesel": {"vehicles_tested": diesel_tested, "registered": fleet, "coverage": ratio(diesel_tested, fleet)},
+        "quota": _quota(tested, quota),
+        "winter": {"first": season.first, "last": season.last,
+                   **_coverage(winter_tested, winter_fleet, share)},
+        "regions": [
+            {"region": code,
+             "quota": _quota(tested_by_region.get(code, 0), quota),
+             "diesel": _coverage(*diesel_by_region.get(code, (0, 0)), share),
+             "winter": _coverage(*winter_by_region.get(code, (0, 0)), share)}
+            for code in regions
+        ],
+        "stations": stations(session, period, where, tz),
+    }
+
+
+def stations(session: Session, period: Period, where: Scope, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Remote-sensing stations by valid share, lowest first (a silent station last), with
+    their most frequent invalid reasons."""
+    start, end = period.bounds(tz)
+    rows = session.execute(
+        select(Event.station_id, Event.valid, Event.reasons, func.count())
+        .join(Station, Station.id == Event.station_id)
+        .where(Event.status == PROCESSED, Event.measured_at >= start, Event.measured_at < end,
+               *where.where(Station.region))
+        .group_by(Event.station_id, Event.valid, Event.reasons)
+    ).all()
+    valid: Counter[int] = Counter()
+    invalid: Counter[int] = Counter()
+    reasons: dict[int, Counter[str]] = defaultdict(Counter)
+    for station_id, ok, codes, n in rows:
+        (valid if ok else invalid)[station_id] += n
+        if not ok:
+            for code in codes or []:
+                reasons[station_id][code] += n
+    listed = session.scalars(
+        select(Station).where(Station.kind == "remote_sensing", *where.where(Station.region)).order_by(Station.code)
+    ).all()
+    out = []
+    for st in listed:
+        events = valid[st.id] + invalid[st.id]
+        out.append({
+            "code": st.code, "name": st.name, "region": st.region, "events": events, "valid": valid[st.id],
+            "invalid": invalid[st.id], "valid_share": ratio(valid[st.id], events),
+            "top_reasons": [{"reason": code, "count": n} for code, n in
+                            sorted(reasons[st.id].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]],
+        })
+    out.sort(key=lambda s: (s["valid_share"] is None, s["valid_share"] or 0.0, s["code"]))
+    return out
+
+
+def exceedance(session: Session, month: date, region: str | None, scope: str | None, tz: ZoneInfo) -> dict[str, Any]:
+    """Exceedance rate by fuel type and pollutant over the valid, judged measurements of the month."""
+    where = Scope(scope, region)
+    period = month_of(month)
+    start, end = period.bounds(tz)
+    rows = session.execute(
+        select(Event.fuel_type, Event.exceeded, func.count())
+        .join(Station, Station.id == Event.station_id)
+        .where(Event.status == PROCESSED, Event.valid.is_(True), Event.verdict.in_(("pass", "exceed")),
+               Event.measured_at >= start, Event.measured_at < end, *where.where(Station.region))
+        .group_by(Event.fuel_type, Event.exceeded)
+    ).all()
+    judged: Counter[str] = Counter()
+    exceeding: Counter[str] = Counter()
+    pollutants: dict[str, Counter[str]] = defaultdict(Counter)
+    for fuel, exceeded, n in rows:
+        judged[fuel] += n
+        if exceeded:
+            exceeding[fuel] += n
+            for pollutant in exceeded:
+                pollutants[fuel][pollutant] += n
+    return {
+        "region": region,
+        "month": period.first.strftime("%Y-%m"),
+        "by_fuel": [
+            {"fuel_type": fuel, "judged": judged[fuel], "exceeded": exceeding[fuel],
+             "exceedance_rate": ratio(exceeding[fuel], judged[fuel]),
+             "pollutants": {p: {"exceeded": n, "rate": ratio(n, judged[fuel])}
+                            for p, n in sorted(pollutants[fuel].items())}}
+            for fuel in sorted(judged)
+        ],
+    }
+
+
+def enforcement(session: Session, region: str | None, scope: str | None, today: date) -> dict[str, Any]:
+    """Open and overdue cases and the active listings, as they stand today."""
+    where = Scope(scope, region)
+    cases = cases_query(scope=scope, region=region, today=today).where(Case.status != "closed").subquery()
+    by_status = dict(session.execute(select(cases.c.status, func.count()).group_by(cases.c.status)).all())
+    overdue = session.scalar(
+        select(func.count()).select_from(cases_query(scope=scope, region=region, today=today)
+                                         .where(overdue_clause(today)).subquery())
+    ) or 0
+    listings: dict[str, dict[str, int]] = defaultdict(dict)
+    for kind, rule, n in session.execute(
+        select(Listing.list_kind, Listing.rule, func.count())
+        .where(Listing.active.is_(True), *where.where(Listing.region))
+        .group_by(Listing.list_kind, Listing.rule)
+    ):
+        listings[kind][rule] = n
+    return {
+        "region": region,
+        "today": today,
+        "cases": {"open": sum(by_status.values()), "by_status": by_status, "overdue": overdue},
+        "listings": {kind: listings.get(kind, {}) for kind in ("blacklist", "key_supervision")},
+    }
+
+
+def overview(
+    session: Session, month: date, region: str | None, scope: str | None, tz: ZoneInfo, policy: Policy, today: date,
+) -> dict[str, Any]:
+    """Everything the supervision dashboard shows: the answers of the three stats endpoints."""
+    return {
+        "supervision": supervision(session, month, region, scope, tz, policy),
+        "exceedance": exceedance(session, month, region, scope, tz),
+        "enforcement": enforcement(session, region, scope, today),
     }

@@ -112,9 +112,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for blp in _blueprints():
         api.register_blueprint(blp)
-    from enforcement import review_page  # a plain Flask blueprint: a page, not part of the API document
+    # Plain Flask blueprints: pages for people, not part of the API document.
+    from enforcement import dashboard_page, pages, review_page
 
-    app.register_blueprint(review_page.bp)
+    for page in (pages.bp, review_page.bp, dashboard_page.bp):
+        app.register_blueprint(page)
     install_error_handlers(app)
     _body_limits(app, settings)
     _refuse_unstorable(app)

@@ -259,6 +259,16 @@ def queue_page(
     return pagination.page(session, stmt, sort, Snapshot.id, limit=limit, cursor=cursor)
 
 
+def reviewed_page(
+    session: Session, *, scope: str | None, limit: int, cursor: str | None
+) -> tuple[Sequence[Snapshot], str | None]:
+    """Confirmed and rejected snapshots, latest decision first."""
+    stmt = select(Snapshot).where(Snapshot.status.in_(REVIEWED))
+    if scope is not None:
+        stmt = stmt.where(Snapshot.region.startswith(regions.region_prefix(scope)))
+    return pagination.page(session, stmt, Snapshot.reviewed_at, Snapshot.id, limit=limit, cursor=cursor)
+
+
 def view(snapshot: Snapshot) -> dict[str, Any]:
     """The snapshot as the API answers it (SnapshotOut)."""
     plate = snapshot.payload["plate"]

@@ -27,3 +27,7 @@ class MonthField(fields.String):
 class SupervisionQuery(Schema):
     region = fields.String(load_default=None, validate=REGION)
     month = MonthField(load_default=None)  # default: the current local month
+
+
+class RegionQuery(Schema):
+    region = fields.String(load_default=None, validate=REGION)
