@@ -40,13 +40,15 @@ Runs = dict[str, Run]
 
 @dataclass(frozen=True)
 class Judgement:
-    """New run state, the pollutants judged over the limit now, those only warned, and the
-    event ids of each judged run in measurement order."""
+    """New run state, the pollutants judged over the limit now, those only warned, the
+    event ids of each judged run (`grounds`) and of all of them together (`events`), in
+    measurement order."""
 
     runs: Runs
     judged: list[str]
     warnings: list[str]
     grounds: dict[str, list[int]] = field(default_factory=dict)
+    events: list[int] = field(default_factory=list)
 
 
 def _require_aware(dt: datetime) -> None:
@@ -119,6 +121,7 @@ def judge(
     judged: list[str] = []
     warnings: list[str] = []
     grounds: dict[str, list[int]] = {}
+    members_judged: set[tuple[datetime, int]] = set()
     for pollutant in sorted(exceeded):
         run = runs.get(pollutant)
         if run is not None and run["last"] is not None and measured_at - _parse(run["last"]) < gap:
@@ -127,11 +130,13 @@ def judge(
         if len(members) >= policy.judgement_run_length:
             judged.append(pollutant)
             grounds[pollutant] = [member[1] for member in members]
+            members_judged |= {(_parse(member[0]), member[1]) for member in members}
             runs[pollutant] = {"members": [], "last": local}  # the violation starts a new, empty run
         else:
             warnings.append(pollutant)
             runs[pollutant] = {"members": members, "last": local}
-    return Judgement(runs=runs, judged=judged, warnings=warnings, grounds=grounds)
+    events = [pk for _, pk in sorted(members_judged)]
+    return Judgement(runs=runs, judged=judged, warnings=warnings, grounds=grounds, events=events)
 
 
 # --- the fold over a vehicle's timeline ------------------------------------------------
