@@ -204,3 +204,52 @@ def replay(timeline: Iterable[Item], start: Runs | None, policy: Policy, tz: Zon
         result = step(runs, item, policy, tz)
         runs = result.runs
         yield Step(item, result)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An item of the stored timeline: the run state stored after it and its current decision."""
+
+    item: Item
+    runs: Runs
+    judged: list[str]
+    warnings: list[str]
+    revisions: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The rule at one item of a re-judged stretch: a new item (`stored` None) or a stored one;
+    `cause` is the latest new item at or before it (what changed its input)."""
+
+    item: Item
+    judgement: Judgement
+    stored: Stored | None
+    cause: Item | None
+
+
+def rejudge(start: Runs | None, new: Iterable[Item], stored: Iterator[Stored], policy: Policy, tz: ZoneInfo
+            ) -> Iterator[Outcome]:
+    """Merge new items into the stored timeline after them, from the state before the first.
+
+    `stored` yields the stored items after the first new one, in measurement order (read
+    lazily, page by page). The replay stops at the first stored item, once no new item is
+    left, whose recomputed state equals its stored one (convergence): every later item
+    would be judged exactly as stored, so the cost is what the new items can change.
+    """
+    queue = sorted(new, key=order_key, reverse=True)
+    runs, cause = start, None
+    following = next(stored, None)
+    while queue or following is not None:
+        if queue and (following is None or order_key(queue[-1]) < order_key(following.item)):
+            item = cause = queue.pop()
+            result = step(runs, item, policy, tz)
+            yield Outcome(item, result, None, cause)
+        else:
+            assert following is not None
+            result = step(runs, following.item, policy, tz)
+            yield Outcome(following.item, result, following, cause)
+            if not queue and result.runs == following.runs:
+                return
+            following = next(stored, None)
+        runs = result.runs

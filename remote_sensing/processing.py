@@ -296,17 +296,6 @@ def _latest_states(session: Session, vehicle_ids: set[int]) -> dict[int, dict[st
     return {vid: {"vehicle_id": vid, "measured_at": at, "event_id": eid, "runs": runs} for vid, at, eid, runs in rows}
 
 
-@dataclass(frozen=True)
-class _Stored:
-    """A stored item of a vehicle's timeline with its stored run state and current decision."""
-
-    item: judgement.Item
-    runs: dict[str, Any]
-    judged: list[str]
-    warnings: list[str]
-    revisions: int
-
-
 # Stored events read per query while a replay has not converged.
 REPLAY_PAGE = 200
 
@@ -326,38 +315,23 @@ class _Timeline:
         self.policy, self.tz = policy, tz
 
     def judge(self, items: list[judgement.Item]) -> None:
-        pending = sorted(items, key=judgement.order_key)
-        first = pending[0].key
+        first = min(items, key=judgement.order_key).key
         latest_key = (self.latest["measured_at"], self.latest["event_id"]) if self.latest else None
         late = latest_key is not None and first <= latest_key
-        runs = self._state_before(first) if late else (self.latest["runs"] if self.latest else None)
+        start = self._state_before(first) if late else (self.latest["runs"] if self.latest else None)
         stored = self._stored_after(first) if late else iter(())
-        cause: judgement.Item | None = None
-        last: tuple[judgement.Item, dict[str, Any]] | None = None
-        queue = list(reversed(pending))
-        next_stored = next(stored, None)
-        while queue or next_stored is not None:
-            if queue and (next_stored is None or judgement.order_key(queue[-1]) < judgement.order_key(next_stored.item)):
-                item = cause = queue.pop()
-                result = judgement.step(runs, item, self.policy, self.tz)
-                self._first_verdict(item, result)
-            else:
-                assert next_stored is not None
-                item = next_stored.item
-                result = judgement.step(runs, item, self.policy, self.tz)
-                if result.runs != next_stored.runs:
-                    if isinstance(item, judgement.Measurement):
-                        self.batch.replayed[item.id] = result.runs
-                self._revise(next_stored, result, cause)
-                if not queue and result.runs == next_stored.runs:
-                    return  # converged: the rest of the stored timeline stands as it is
-                next_stored = next(stored, None)
-            runs, last = result.runs, (item, result.runs)
+        last: judgement.Outcome | None = None
+        for last in judgement.rejudge(start, items, stored, self.policy, self.tz):
+            if last.stored is None:
+                self._first_verdict(last.item, last.judgement)
+                continue
+            if last.judgement.runs != last.stored.runs and isinstance(last.item, judgement.Measurement):
+                self.batch.replayed[last.item.id] = last.judgement.runs
+            self._revise(last.stored, last.judgement, last.cause)
         assert last is not None
-        item, state = last
-        if latest_key is None or item.key >= latest_key:
-            self.batch.latest[self.vehicle.id] = {"vehicle_id": self.vehicle.id, "measured_at": item.at,
-                                                 "event_id": item.key[1], "runs": state}
+        if latest_key is None or last.item.key >= latest_key:
+            self.batch.latest[self.vehicle.id] = {"vehicle_id": self.vehicle.id, "measured_at": last.item.at,
+                                                 "event_id": last.item.key[1], "runs": last.judgement.runs}
 
     def _first_verdict(self, item: judgement.Item, result: judgement.Judgement) -> None:
         if not isinstance(item, judgement.Measurement):
@@ -368,7 +342,7 @@ class _Timeline:
             self.batch.judged.append(Judged(event.id, event.measured_at, self.vehicle, result.judged,
                                             result.events, None))
 
-    def _revise(self, stored: _Stored, result: judgement.Judgement, cause: judgement.Item | None) -> None:
+    def _revise(self, stored: judgement.Stored, result: judgement.Judgement, cause: judgement.Item | None) -> None:
         if not isinstance(stored.item, judgement.Measurement):
             return
         if (result.judged, result.warnings) == (stored.judged, stored.warnings):
@@ -402,11 +376,11 @@ class _Timeline:
             return {}
         return event.runs if event is not None else None
 
-    def _stored_after(self, key: tuple[datetime, int]) -> Iterator[_Stored]:
+    def _stored_after(self, key: tuple[datetime, int]) -> Iterator[judgement.Stored]:
         """The vehicle's stored timeline after `key`, in measurement order, read page by page."""
         at, pk = key
         resets = [
-            _Stored(judgement.Reset(r.at, r.id), {}, [], [], 0) for r in self.session.execute(
+            judgement.Stored(judgement.Reset(r.at, r.id), {}, [], [], 0) for r in self.session.execute(
                 select(RunReset.id, RunReset.at).where(
                     RunReset.vehicle_id == self.vehicle.id, RunReset.status == PROCESSED,
                     RunReset.at > at if pk == 0 else RunReset.at >= at)
@@ -424,7 +398,7 @@ class _Timeline:
                 yield next_event
                 next_event = next(events, None)
 
-    def _stored_events(self, at: datetime, pk: int) -> Iterator[_Stored]:
+    def _stored_events(self, at: datetime, pk: int) -> Iterator[judgement.Stored]:
         while True:
             rows = self.session.execute(
                 select(Event.id, Event.measured_at, Event.payload, Event.limits, Event.exceeded, Event.runs,
@@ -440,7 +414,7 @@ class _Timeline:
                 judged, warnings, count = revised.get(r.id, (r.judged or [], r.warnings or [], 0))
                 measured = limits.measured_of(r.limits or {}, r.payload["measurements"])
                 item = judgement.Measurement(r.measured_at, r.id, frozenset(measured), frozenset(r.exceeded or []))
-                yield _Stored(item, r.runs, judged, warnings, count)
+                yield judgement.Stored(item, r.runs, judged, warnings, count)
             at, pk = rows[-1].measured_at, rows[-1].id
 
 
