@@ -300,6 +300,15 @@ def on_violations(session: Session, made: Sequence[tuple[Violation, Vehicle]], p
             _evaluate_fleet(session, fleet, year, policy, out, SYSTEM)
 
 
+def evaluate_vehicles(session: Session, vehicles: Sequence[Vehicle], policy: Policy) -> set[int]:
+    """Re-evaluate the three-strikes rule of these vehicles (their strikes changed); the ids
+    of the entries the current strikes support."""
+    out = Outcome.empty()
+    for vehicle in sorted(vehicles, key=lambda v: v.id):
+        _evaluate_vehicle(session, vehicle, policy, out, SYSTEM)
+    return out.kept
+
+
 def _fleet_years(session: Session, fleet_ids: Iterable[int]) -> list[tuple[int, int]]:
     """Every (fleet, year) in which a vehicle now in the fleet has a violation."""
     rows = session.execute(

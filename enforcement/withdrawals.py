@@ -126,17 +126,21 @@ def _follow_case(session: Session, case: Case, withdrawn: list[Violation]) -> No
 
 
 def _review_listings(session: Session, withdrawn: list[Violation], policy: Policy) -> None:
-    """Flag each active listing grounded on a withdrawn violation whose rule no longer holds."""
+    """Follow the vehicles' strikes, then flag each active listing grounded on a withdrawn
+    violation that its rule no longer supports."""
     ids = {v.id for v in withdrawn}
-    subjects = {("vehicle", v.vehicle_id) for v in withdrawn} | {("fleet", v.fleet_id) for v in withdrawn if v.fleet_id}
+    vehicles = list(session.scalars(select(Vehicle).where(Vehicle.id.in_({v.vehicle_id for v in withdrawn}))))
+    kept = listings.evaluate_vehicles(session, vehicles, policy)
+    subjects = {("vehicle", v.id) for v in vehicles} | {("fleet", v.fleet_id) for v in withdrawn if v.fleet_id}
     entries = [e for kind, sid in sorted(subjects) for e in session.scalars(select(Listing).where(
         Listing.subject_type == kind, Listing.subject_id == sid, Listing.active.is_(True)))]
     for entry in entries:
-        if not ids & set(entry.evidence) or entry.review_required:
+        grounded = ids & set(entry.evidence)
+        if entry.review_required or entry.id in kept or not grounded:
             continue
-        if _still_met(session, entry, policy):
-            continue
-        listings.flag_for_review(session, entry, ACTOR, ids & set(entry.evidence))
+        if entry.basis != "rolling" and _still_met(session, entry, policy):
+            continue  # another cycle's or year's entry that still holds
+        listings.flag_for_review(session, entry, ACTOR, grounded)
     session.flush()
 
 
