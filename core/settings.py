@@ -50,9 +50,11 @@ class Policy(BaseSettings):
     limits: Limits = Field(default_factory=lambda: json.loads(json.dumps(DEFAULT_LIMITS)))
 
     # Judgement rule: the same pollutant exceeding in this many consecutive valid
-    # measurements, the first and last within this many natural months, is a violation.
+    # measurements, all within this many natural months, is a violation; an exceedance
+    # less than the minimum gap after the run's last counted one is the same trip.
     judgement_run_length: int = 2
     judgement_window_months: int = 6
+    judgement_min_gap_minutes: int = 60
 
     # Black smoke: a confirmed level strictly above this creates a violation; the estimate
     # is round(blackness / step), one Ringelmann level per 20% blackness.

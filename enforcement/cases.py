@@ -24,16 +24,19 @@ from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, not_, select, true
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, func, not_, select, true
+from sqlalchemy.orm import InstrumentedAttribute, Session, object_session
 
 from core import audit, regions, registry
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from core.identity import Role
+from core.queue import enqueue_after_commit
 from core.registry import Vehicle
 from core.settings import Policy
 from enforcement.models import Case, Notice, Penalty, Repair, Retest, Violation
+from remote_sensing import processing
+from remote_sensing.ingest import JUDGE_JOB
 
 OPEN_STATUSES = ("open", "notified", "repaired")
 
@@ -235,10 +238,23 @@ def transition(session: Session, case: Case, step: Step, record: Any, *, actor: 
 
 def close_case(case: Case, *, reason: str) -> None:
     """The one place a case closes: `retest_passed` (the loop ran its course) or `withdrawn`
-    (no active violation is left on it)."""
+    (no active violation is left on it).
+
+    A passing retest that closes a case is a verified repair: it ends every judgement run
+    of the vehicle at the retest's `tested_at` (a run reset the judge replays, since later
+    measurements may already be judged).
+    """
     case.status = "closed"
     case.closed_reason = reason
     case.closed_at = utcnow()
+    if reason == "retest_passed":
+        session = object_session(case)
+        assert session is not None, "a case closes inside the transaction that holds it"
+        tested_at = session.scalar(select(func.max(Retest.tested_at)).where(
+            Retest.case_id == case.id, Retest.passed.is_(True)))
+        reset = processing.record_reset(session, case.vehicle_id, tested_at or utcnow(), cause=reason,
+                                        case_id=case.id)
+        enqueue_after_commit(session, JUDGE_JOB, job_id=f"judge-reset-{reset.id}", coalesce="judge")
 
 
 def _locked_case(session: Session, case_id: int, scope: str | None) -> Case:

@@ -26,7 +26,7 @@ from core.plates import mask_plate
 from core.registry import Fleet, Vehicle
 from core.settings import Policy
 from enforcement import cases
-from enforcement.models import Case, Listing, Strike, Violation
+from enforcement.models import ACTIVE, Case, Listing, Strike, Violation
 
 BLACKLIST = "blacklist"
 KEY_SUPERVISION = "key_supervision"
@@ -107,6 +107,8 @@ def _record_strikes(session: Session, violations: Sequence[Violation]) -> set[in
     """
     earliest: dict[tuple[int, date], Violation] = {}
     for v in violations:
+        if v.status != ACTIVE:
+            continue
         key = (v.vehicle_id, v.detected_on)
         if key not in earliest or (v.detected_at, v.id) < (earliest[key].detected_at, earliest[key].id):
             earliest[key] = v
@@ -120,7 +122,7 @@ def _record_strikes(session: Session, violations: Sequence[Violation]) -> set[in
         tuple_(Strike.vehicle_id, Strike.day).in_(sorted(earliest)),
         Strike.violation_id.not_in([v.id for v in earliest.values()]),
     )).all()
-    held = select(Violation).where(Violation.id.in_([s.violation_id for s in strikes]))
+    held = select(Violation).where(Violation.id.in_([s.violation_id for s in strikes]), Violation.status == ACTIVE)
     holders = {v.id: v for v in session.scalars(held)}
     for strike in strikes:
         new, holder = earliest[(strike.vehicle_id, strike.day)], holders.get(strike.violation_id)
@@ -180,6 +182,13 @@ def _revise(session: Session, entry: Listing, period: Period, actor: str) -> boo
     session.flush()  # revised in ascending order, so the active-entry index never sees two equal starts
     _entry_audit(session, entry, "listing.revised", actor)
     return True
+
+
+def flag_for_review(session: Session, entry: Listing, actor: str, withdrawn: Sequence[int]) -> None:
+    """Its evidence no longer meets its rule: a person decides (a listing is never silently withdrawn)."""
+    entry.review_required = True
+    _entry_audit(session, entry, "listing.review_required", actor,
+                 reason="violations of its evidence were withdrawn", withdrawn=sorted(withdrawn))
 
 
 @dataclass
@@ -247,7 +256,7 @@ def _evaluate_fleet(session: Session, fleet: Fleet, year: int, policy: Policy, o
     first, last = year_bounds(year)
     rows = session.execute(
         select(Violation.id, Violation.vehicle_id).join(Vehicle, Vehicle.id == Violation.vehicle_id).where(
-            Vehicle.fleet_id == fleet.id, Vehicle.registered.is_(True),
+            Vehicle.fleet_id == fleet.id, Vehicle.registered.is_(True), Violation.status == ACTIVE,
             Violation.detected_on >= first, Violation.detected_on <= last)).all()
     violating = len({vehicle_id for _, vehicle_id in rows})
     period = Period(first, last, tuple(sorted(vid for vid, _ in rows)))
@@ -291,11 +300,20 @@ def on_violations(session: Session, made: Sequence[tuple[Violation, Vehicle]], p
             _evaluate_fleet(session, fleet, year, policy, out, SYSTEM)
 
 
+def evaluate_vehicles(session: Session, vehicles: Sequence[Vehicle], policy: Policy) -> set[int]:
+    """Re-evaluate the three-strikes rule of these vehicles (their strikes changed); the ids
+    of the entries the current strikes support."""
+    out = Outcome.empty()
+    for vehicle in sorted(vehicles, key=lambda v: v.id):
+        _evaluate_vehicle(session, vehicle, policy, out, SYSTEM)
+    return out.kept
+
+
 def _fleet_years(session: Session, fleet_ids: Iterable[int]) -> list[tuple[int, int]]:
     """Every (fleet, year) in which a vehicle now in the fleet has a violation."""
     rows = session.execute(
         select(Vehicle.fleet_id, Violation.detected_on).distinct().join(Vehicle, Vehicle.id == Violation.vehicle_id)
-        .where(Vehicle.fleet_id.in_(list(fleet_ids)))).all()
+        .where(Vehicle.fleet_id.in_(list(fleet_ids)), Violation.status == ACTIVE)).all()
     return sorted({(fid, day.year) for fid, day in rows})
 
 
@@ -343,7 +361,7 @@ def recompute(session: Session, policy: Policy, actor: str = "cli:recompute") ->
     """
     session.execute(delete(Strike))
     rows = session.execute(
-        select(Violation.vehicle_id, Violation.detected_on, Violation.id)
+        select(Violation.vehicle_id, Violation.detected_on, Violation.id).where(Violation.status == ACTIVE)
         .order_by(Violation.vehicle_id, Violation.detected_on, Violation.detected_at, Violation.id)).all()
     first_of_day: dict[tuple[int, date], int] = {}
     for vehicle_id, day, violation_id in rows:

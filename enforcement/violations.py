@@ -15,9 +15,9 @@ from core import audit
 from core.db import insert_ignore_returning, utcnow
 from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
-from enforcement import cases, listings
-from enforcement.models import ACTIVE, Violation
-from remote_sensing.processing import Judged
+from enforcement import cases, listings, withdrawals
+from enforcement.models import ACTIVE, WITHDRAWN, Violation
+from remote_sensing.processing import Batch, Judged
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,7 @@ def record_violations(
         made.append(loaded[pk] if pk is not None else None)
 
     new = [(violation, item.vehicle) for violation, item in zip(made, items, strict=True) if violation is not None]
-    open_cases = cases.open_cases_of(session, {vehicle.id for _, vehicle in new})
-    for violation, vehicle in new:
-        if vehicle.id not in open_cases:
-            open_cases[vehicle.id] = cases.open_or_join(session, vehicle, violation, actor=actor)
-        violation.case_id = open_cases[vehicle.id].id
-    listings.on_violations(session, new, policy)
+    _join_cases_and_list(session, new, policy, actor=actor)
     for violation, vehicle in new:
         audit.append(
             session, actor=actor, action="violation.recorded", subject_type="violation", subject_id=violation.id,
@@ -78,6 +73,17 @@ def record_violations(
         )
     session.flush()
     return made
+
+
+def _join_cases_and_list(session: Session, made: Sequence[tuple[Violation, Vehicle]], policy: Policy, *,
+                         actor: str) -> None:
+    """Each (new or reinstated) violation opens or joins its vehicle's case; then strikes and listings."""
+    open_cases = cases.open_cases_of(session, {vehicle.id for _, vehicle in made})
+    for violation, vehicle in made:
+        if vehicle.id not in open_cases:
+            open_cases[vehicle.id] = cases.open_or_join(session, vehicle, violation, actor=actor)
+        violation.case_id = open_cases[vehicle.id].id
+    listings.on_violations(session, made, policy)
 
 
 def record_violation(
@@ -97,19 +103,60 @@ def record_violation(
     return record_violations(session, [item], policy=policy, tz=tz, actor=actor)[0]
 
 
-def record_remote_sensing(session: Session, judged: Sequence[Judged], policy: Policy, tz: ZoneInfo) -> list[Violation]:
-    """The violations of a judge's batch; each judged event gets the id of the violation it made."""
+def record_remote_sensing(session: Session, batch: Batch, policy: Policy, tz: ZoneInfo) -> list[Violation]:
+    """The consequences of a judge's batch: violations its runs now ground (new, or a
+    withdrawn one reinstated), and withdrawals of those the history no longer supports.
+
+    One exceedance grounds at most one violation: each is keyed by its event's id. A first
+    verdict's event gets the violation's id; a revision lists it in `violation_ids`.
+    """
+    refs = {str(r.event_id) for r in batch.revisions} | {str(j.event_id) for j in batch.judged}
+    stored = _remote_sensing_by_ref(session, refs)
+    ending = [r for r in batch.withdrawals() if str(r.event_id) in stored and stored[str(r.event_id)].status == ACTIVE]
+    gone = [withdrawals.Withdrawal(stored[str(r.event_id)], r.cause_event, r.cause_reset) for r in ending]
+    withdrawals.withdraw(session, gone)
+    for r in ending:
+        r.withdrawn = [stored[str(r.event_id)].id]
+
+    again = [(stored[str(j.event_id)], j) for j in batch.judged
+             if str(j.event_id) in stored and stored[str(j.event_id)].status == WITHDRAWN]
+    withdrawals.reinstate(session, [v for v, _ in again],
+                          {v.id: j.revision.cause_event if j.revision else None for v, j in again})
+    for violation, item in again:
+        violation.details = _details(item, batch.policy_digest)
+    _join_cases_and_list(session, [(v, j.vehicle) for v, j in again], policy, actor="system:judge")
+
+    fresh = [j for j in batch.judged if str(j.event_id) not in stored]
     made = record_violations(
         session,
-        [NewViolation(item.vehicle, "remote_sensing", str(item.event.id), item.event.measured_at,
-                      {"event_id": item.event.id, "pollutants": item.pollutants, "policy": item.event.policy_digest})
-         for item in judged],
+        [NewViolation(j.vehicle, "remote_sensing", str(j.event_id), j.measured_at, _details(j, batch.policy_digest))
+         for j in fresh],
         policy=policy, tz=tz, actor="system:judge",
     )
-    for item, violation in zip(judged, made, strict=True):
-        if violation is not None:
-            item.event.violation_id = violation.id
-    return [v for v in made if v is not None]
+    grounding = {str(j.event_id): v for j, v in zip(fresh, made, strict=True) if v is not None}
+    grounding |= {ref: v for ref, v in stored.items() if v.status == ACTIVE}
+    for j in batch.judged:
+        violation = grounding.get(str(j.event_id))
+        if violation is not None and j.revision is None:
+            batch.events[j.event_id].violation_id = violation.id
+    for r in batch.revisions:
+        if r.judged and str(r.event_id) in grounding:
+            r.violation_ids = [grounding[str(r.event_id)].id]
+    withdrawals.follow_through(session, gone, policy)
+    return [v for v in made if v is not None] + [v for v, _ in again]
+
+
+def _details(judged: Judged, policy_digest: str) -> dict[str, Any]:
+    """What grounds the violation: the judged run's events in measurement order, its pollutants, the policy."""
+    return {"event_id": judged.event_id, "events": judged.events, "pollutants": judged.pollutants,
+            "policy": policy_digest}
+
+
+def _remote_sensing_by_ref(session: Session, refs: set[str]) -> dict[str, Violation]:
+    if not refs:
+        return {}
+    query = select(Violation).where(Violation.source == "remote_sensing", Violation.source_ref.in_(sorted(refs)))
+    return {v.source_ref: v for v in session.scalars(query)}
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -168,5 +215,6 @@ def cycle_violations(session: Session, vehicle: Vehicle, today: date, policy: Po
     return session.scalar(
         select(func.count()).select_from(Violation).where(
             Violation.vehicle_id == vehicle.id, Violation.detected_on >= start, Violation.detected_on < end,
+            Violation.status == ACTIVE,
         )
     ) or 0

@@ -23,7 +23,7 @@ from core.web import (
     validation_fields,
 )
 from remote_sensing import ingest
-from remote_sensing.models import Event, PolicyRecord
+from remote_sensing.models import Event, PolicyRecord, VerdictRevision
 from schemas.common import may_hold_unstorable
 from schemas.events import Accepted, BatchIn, BatchOut, EventIn, EventOut
 
@@ -98,7 +98,18 @@ def get_event(event_pk: int) -> dict[str, Any]:
         raise NotFound("no such event")
     policy = session.get(PolicyRecord, event.policy_digest) if event.policy_digest else None
     vehicle = session.get(Vehicle, event.vehicle_id) if event.vehicle_id and event.plate_match != "none" else None
-    return present(event, station_code, policy, vehicle.plate if vehicle else None)
+    return present(event, station_code, policy, vehicle.plate if vehicle else None) | {
+        "revisions": _revisions(session, event.id)}
+
+
+def _revisions(session: Any, event_pk: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(VerdictRevision, PolicyRecord.version).join(PolicyRecord, PolicyRecord.digest == VerdictRevision.policy_digest)
+        .where(VerdictRevision.event_id == event_pk).order_by(VerdictRevision.rev)
+    ).all()
+    return [{"at": r.at, "cause_event": r.cause_event, "cause_reset": r.cause_reset, "judged": r.judged,
+             "warnings": r.warnings, "violation_ids": r.violation_ids, "withdrawn": r.withdrawn,
+             "policy": {"digest": r.policy_digest, "version": version}} for r, version in rows]
 
 
 def _event_region(session: Any, event: Event) -> str | None:

@@ -27,7 +27,12 @@ def measured_pollutants(
     fuel: str | None, measurements: Mapping[str, float | None], policy: Policy
 ) -> set[str]:
     """The limited pollutants of the fuel that this event actually measured."""
-    return {p for p in limits_for(fuel, policy) if _value(measurements, p) is not None}
+    return measured_of(limits_for(fuel, policy), measurements)
+
+
+def measured_of(limit_table: Mapping[str, float], measurements: Mapping[str, float | None]) -> set[str]:
+    """The pollutants of a stored limit table (an event's own) that the event measured."""
+    return {p for p in limit_table if _value(measurements, p) is not None}
 
 
 def exceeded_pollutants(

@@ -55,8 +55,11 @@ class Event(Base):
     plate_read: Mapped[str | None] = mapped_column(String(16))
     plate_match: Mapped[str | None] = mapped_column(String(8))
     vehicle_id: Mapped[int | None] = mapped_column(ForeignKey("vehicles.id"))
-    # Judgement-rule state of this vehicle after this measurement, and what it decided.
+    # Judgement-rule state of this vehicle after this measurement: a projection the judge
+    # rewrites when a late upload replays the history (it is not a verdict). Set only on
+    # the vehicle's valid, judgeable measurements: they make up its timeline.
     runs: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # The first verdict's decision; later ones are VerdictRevision rows.
     judged: Mapped[list[str] | None] = mapped_column(Json)
     warnings: Mapped[list[str] | None] = mapped_column(Json)
     limits: Mapped[dict[str, float] | None] = mapped_column(Json)
@@ -116,11 +119,11 @@ class Snapshot(Base):
 
 
 class VehicleRuns(Base):
-    """Judgement-rule state after each vehicle's latest judged measurement.
+    """Judgement-rule state after the latest item of each vehicle's timeline (a projection).
 
-    A copy of that event's `runs`, kept per vehicle so a batch reads every vehicle's state
-    in one primary-key lookup; an event measured earlier than `measured_at` (a late upload)
-    takes the slow path through the event history instead.
+    A copy of that event's `runs` (or `{}` after a run reset, with `event_id` 0), kept per
+    vehicle so a batch reads every vehicle's state in one primary-key lookup; an item
+    earlier than (`measured_at`, `event_id`) (a late upload) replays the history instead.
     """
 
     __tablename__ = "rs_vehicle_runs"
@@ -128,3 +131,49 @@ class VehicleRuns(Base):
     event_id: Mapped[int] = mapped_column(BigId)
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
     runs: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class VerdictRevision(Base):
+    """A re-judgement of a stored event (append-only): the first verdict stays on the event.
+
+    Written when a late measurement or a run reset changes what the rule decides at this
+    event; `cause_event` (or `cause_reset`) names what changed it, `policy_digest` the
+    policy the replay applied, `violation_ids` the violations the event grounds now and
+    `withdrawn` those this revision withdrew.
+    """
+
+    __tablename__ = "rs_verdict_revisions"
+    __table_args__ = (UniqueConstraint("event_id", "rev"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("rs_events.id"))
+    rev: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cause_event: Mapped[int | None] = mapped_column(BigId)
+    cause_reset: Mapped[int | None] = mapped_column(BigId)
+    judged: Mapped[list[str]] = mapped_column(Json)
+    warnings: Mapped[list[str]] = mapped_column(Json)
+    violation_ids: Mapped[list[int]] = mapped_column(Json)
+    withdrawn: Mapped[list[int]] = mapped_column(Json)
+    policy_digest: Mapped[str] = mapped_column(ForeignKey("policies.digest"))
+
+
+class RunReset(Base):
+    """A verified repair: a passing retest that closed a case ends every run of the vehicle
+    at the retest's `tested_at`. Part of the vehicle's timeline; recorded by the case loop,
+    then (as `received`) waiting for the judge, which re-judges the vehicle's later events."""
+
+    __tablename__ = "rs_run_resets"
+    __table_args__ = (
+        Index("ix_rs_run_resets_vehicle_time", "vehicle_id", "at"),
+        Index(
+            "ix_rs_run_resets_pending", "id",
+            postgresql_where=text("status = 'received'"), sqlite_where=text("status = 'received'"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cause: Mapped[str] = mapped_column(String(32))  # retest_passed
+    case_id: Mapped[int | None] = mapped_column(BigId)
+    status: Mapped[str] = mapped_column(String(16), default=RECEIVED)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

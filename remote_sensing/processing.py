@@ -8,22 +8,22 @@ commits the batch together with the consequences (violations) in one transaction
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from core import plates
+from core import audit, plates
 from core.db import insert_ignore, is_postgres, update_many, upsert, utcnow
 from core.identity import Station, station_calibrated
 from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
 from remote_sensing import judgement, limits, validity
-from remote_sensing.models import PROCESSED, RECEIVED, Event, PolicyRecord, VehicleRuns
+from remote_sensing.models import PROCESSED, RECEIVED, Event, PolicyRecord, RunReset, VehicleRuns, VerdictRevision
 
 # The verdict columns of rs_events, written by the judge in one statement per batch.
 VERDICT_COLUMNS = (
@@ -66,21 +66,59 @@ class EventRow:
 
 
 @dataclass(frozen=True)
-class Judged:
-    """An event whose measurement completed a run: the enforcement floor records a violation."""
+class ResetRow:
+    id: int
+    vehicle_id: int
+    at: datetime
 
-    event: EventRow
+
+@dataclass
+class Revision:
+    """A re-judgement of a stored event, filled with violation ids by the enforcement floor."""
+
+    event_id: int
+    rev: int
+    cause_event: int | None
+    cause_reset: int | None
+    judged: list[str]
+    warnings: list[str]
+    vehicle: Vehicle
+    was_judged: bool  # the decision it supersedes judged a violation
+    violation_ids: list[int] = field(default_factory=list)
+    withdrawn: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An event whose measurement now completes a run: the enforcement floor records (or
+    reinstates) its violation. `events` are the run's event ids in measurement order;
+    `revision` is set when a replay (not the first verdict) judged it."""
+
+    event_id: int
+    measured_at: datetime
     vehicle: Vehicle
     pollutants: list[str]
+    events: list[int]
+    revision: Revision | None
 
 
 @dataclass
 class Batch:
-    """What one transaction of the judge decided: every event it wrote a verdict to (the
-    claimed ones and any later ones a late upload re-judged) and the runs it completed."""
+    """What one transaction of the judge decided: the claimed events' first verdicts, the
+    run states a replay rewrote (`replayed`, a projection), the runs now completed, the
+    revisions of stored events, the claimed resets and each vehicle's latest state."""
 
     events: dict[int, EventRow]
     judged: list[Judged]
+    revisions: list[Revision]
+    replayed: dict[int, dict[str, Any]]
+    resets: list[int]
+    latest: dict[int, dict[str, Any]]
+    policy_digest: str
+
+    def withdrawals(self) -> list[Revision]:
+        """Revisions of events that judged a violation and no longer do."""
+        return [r for r in self.revisions if r.was_judged and not r.judged]
 
 
 def claim_pending(session: Session, limit: int) -> list[EventRow]:
@@ -168,8 +206,10 @@ def match_plate(session: Session, raw: str, color: str, trusted: bool, region: s
     return match_plates(session, [PlateRead(raw, color, trusted, region)])[0]
 
 
-def judge_events(session: Session, events: list[EventRow], policy: Policy, tz: ZoneInfo) -> Batch:
-    """Verdicts for a claimed batch, in a handful of set-based statements.
+def judge_events(
+    session: Session, events: list[EventRow], policy: Policy, tz: ZoneInfo, resets: Sequence[ResetRow] = (),
+) -> Batch:
+    """Verdicts for a claimed batch (and the claimed run resets), in measurement order per vehicle.
 
     The verdicts stay in memory until `save_verdicts`, so the violations the batch makes
     can be linked to their events before the one write.
@@ -182,149 +222,215 @@ def judge_events(session: Session, events: list[EventRow], policy: Policy, tz: Z
         for e in events
     ]
     matches = dict(zip((e.id for e in events), match_plates(session, reads), strict=True))
-    vehicle_ids = {m.vehicle.id for m in matches.values() if m.vehicle is not None}
+    vehicle_ids = {m.vehicle.id for m in matches.values() if m.vehicle is not None} | {r.vehicle_id for r in resets}
     lock_vehicles(session, vehicle_ids)
-    judge = _Judge(session, RunState.load(session, vehicle_ids), policy, tz)
-    for event in sorted(events, key=lambda e: (e.measured_at, e.id)):
+    vehicles = {v.id: v for v in session.scalars(select(Vehicle).where(Vehicle.id.in_(vehicle_ids)))}
+    new_items: dict[int, list[judgement.Item]] = {}
+    for event in events:
         event.policy_digest = digest
-        judge.judge(event, stations[event.station_id], matches[event.id])
-    judge.state.save(session)
-    return Batch(judge.events, judge.judged)
+        vehicle = _apply_verdict(event, stations[event.station_id], matches[event.id], policy, tz)
+        if vehicle is not None:
+            new_items.setdefault(vehicle.id, []).append(_measurement(event))
+    for reset in resets:
+        new_items.setdefault(reset.vehicle_id, []).append(judgement.Reset(reset.at, reset.id))
+    batch = Batch({e.id: e for e in events}, [], [], {}, [r.id for r in resets], {}, digest)
+    latest = _latest_states(session, set(new_items))
+    for vehicle_id in sorted(new_items):
+        _Timeline(session, batch, vehicles[vehicle_id], latest.get(vehicle_id), policy, tz).judge(new_items[vehicle_id])
+    return batch
 
 
 def save_verdicts(session: Session, batch: Batch) -> None:
-    """Write every verdict of the batch back in one statement."""
+    """Write the batch back: first verdicts, the replayed run-state projection, revisions, resets."""
     update_many(session, Event.__table__, [event.verdict_values() for event in batch.events.values()])
+    update_many(session, Event.__table__, [{"id": pk, "runs": runs} for pk, runs in sorted(batch.replayed.items())])
+    upsert(session, VehicleRuns.__table__, list(batch.latest.values()), ["vehicle_id"])
+    if batch.revisions:
+        session.execute(insert(VerdictRevision.__table__), [{
+            "event_id": r.event_id, "rev": r.rev, "at": utcnow(), "cause_event": r.cause_event,
+            "cause_reset": r.cause_reset, "judged": r.judged, "warnings": r.warnings,
+            "violation_ids": r.violation_ids, "withdrawn": r.withdrawn, "policy_digest": batch.policy_digest,
+        } for r in batch.revisions])
+        for r in batch.revisions:
+            audit.append(
+                session, actor="system:judge", action="verdict.revised", subject_type="rs_event", subject_id=r.event_id,
+                data={"rev": r.rev, "cause_event": r.cause_event, "cause_reset": r.cause_reset, "judged": r.judged,
+                      "warnings": r.warnings, "violation_ids": r.violation_ids, "withdrawn": r.withdrawn,
+                      "policy": batch.policy_digest},
+            )
+    if batch.resets:
+        session.execute(update(RunReset).where(RunReset.id.in_(batch.resets)).values(status=PROCESSED))
 
 
-@dataclass(frozen=True)
-class Latest:
-    measured_at: datetime
-    event_id: int
-    runs: dict[str, Any]
+def claim_resets(session: Session, limit: int) -> list[ResetRow]:
+    """Lock up to `limit` run resets waiting for the judge, like `claim_pending`."""
+    query = (
+        select(RunReset.id, RunReset.vehicle_id, RunReset.at)
+        .where(RunReset.status == RECEIVED).order_by(RunReset.id).limit(limit)
+    )
+    if is_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    return [ResetRow(*row) for row in session.execute(query)]
 
 
-class RunState:
-    """Each vehicle's judgement state after its latest judged measurement, for one batch."""
-
-    def __init__(self, latest: dict[int, Latest]) -> None:
-        self.latest = latest
-        self.touched: set[int] = set()
-
-    @classmethod
-    def load(cls, session: Session, vehicle_ids: set[int]) -> RunState:
-        if not vehicle_ids:
-            return cls({})
-        rows = session.execute(
-            select(VehicleRuns.vehicle_id, VehicleRuns.measured_at, VehicleRuns.event_id, VehicleRuns.runs)
-            .where(VehicleRuns.vehicle_id.in_(vehicle_ids))
-        )
-        return cls({vehicle_id: Latest(*rest) for vehicle_id, *rest in rows})
-
-    def is_latest(self, vehicle_id: int, event: EventRow) -> bool:
-        last = self.latest.get(vehicle_id)
-        return last is None or (event.measured_at, event.id) > (last.measured_at, last.event_id)
-
-    def runs_of(self, vehicle_id: int) -> dict[str, Any] | None:
-        last = self.latest.get(vehicle_id)
-        return last.runs if last else None
-
-    def record(self, vehicle_id: int, event: EventRow) -> None:
-        self.latest[vehicle_id] = Latest(event.measured_at, event.id, event.runs or {})
-        self.touched.add(vehicle_id)
-
-    def save(self, session: Session) -> None:
-        rows = [
-            {"vehicle_id": v, "event_id": self.latest[v].event_id, "measured_at": self.latest[v].measured_at,
-             "runs": self.latest[v].runs}
-            for v in sorted(self.touched)
-        ]
-        upsert(session, VehicleRuns.__table__, rows, ["vehicle_id"])
+def record_reset(session: Session, vehicle_id: int, at: datetime, *, cause: str, case_id: int | None) -> RunReset:
+    """A verified repair ends every run of the vehicle at `at`; the judge replays what follows."""
+    reset = RunReset(vehicle_id=vehicle_id, at=at, cause=cause, case_id=case_id, status=RECEIVED)
+    session.add(reset)
+    session.flush()
+    return reset
 
 
-class _Judge:
-    """Judges one batch's events in measurement order, keeping every verdict in memory.
+def _measurement(event: EventRow) -> judgement.Measurement:
+    measured = limits.measured_of(event.limits or {}, event.payload["measurements"])
+    return judgement.Measurement(event.measured_at, event.id, frozenset(measured), frozenset(event.exceeded or []))
 
-    The database holds the verdicts of earlier batches only: where a late upload needs a
-    vehicle's history, this batch's own verdicts are merged over what the database says.
+
+def _latest_states(session: Session, vehicle_ids: set[int]) -> dict[int, dict[str, Any]]:
+    if not vehicle_ids:
+        return {}
+    rows = session.execute(
+        select(VehicleRuns.vehicle_id, VehicleRuns.measured_at, VehicleRuns.event_id, VehicleRuns.runs)
+        .where(VehicleRuns.vehicle_id.in_(vehicle_ids))
+    )
+    return {vid: {"vehicle_id": vid, "measured_at": at, "event_id": eid, "runs": runs} for vid, at, eid, runs in rows}
+
+
+# Stored events read per query while a replay has not converged.
+REPLAY_PAGE = 200
+
+
+class _Timeline:
+    """Folds a vehicle's new items into its stored timeline in measurement order.
+
+    New items after the stored latest one take the fast path (the latest state is one
+    primary-key read). A late one replays from the stored state just before it and stops
+    at the first later stored item whose recomputed state equals its stored one, once no
+    new item is left: from there on every verdict would be what is stored (convergence).
     """
 
-    def __init__(self, session: Session, state: RunState, policy: Policy, tz: ZoneInfo) -> None:
-        self.session, self.state, self.policy, self.tz = session, state, policy, tz
-        self.events: dict[int, EventRow] = {}
-        self.judged: list[Judged] = []
-        self.runs_by_vehicle: dict[int, list[EventRow]] = {}  # judged here, with run state
+    def __init__(self, session: Session, batch: Batch, vehicle: Vehicle, latest: dict[str, Any] | None,
+                 policy: Policy, tz: ZoneInfo) -> None:
+        self.session, self.batch, self.vehicle, self.latest = session, batch, vehicle, latest
+        self.policy, self.tz = policy, tz
 
-    def judge(self, event: EventRow, station: Station, match: PlateMatch) -> None:
-        self.events[event.id] = event
-        vehicle = _apply_verdict(event, station, match, self.policy, self.tz)
-        if vehicle is None:
+    def judge(self, items: list[judgement.Item]) -> None:
+        first = min(items, key=judgement.order_key).key
+        latest_key = (self.latest["measured_at"], self.latest["event_id"]) if self.latest else None
+        late = latest_key is not None and first <= latest_key
+        start = self._state_before(first) if late else (self.latest["runs"] if self.latest else None)
+        stored = self._stored_after(first) if late else iter(())
+        last: judgement.Outcome | None = None
+        for last in judgement.rejudge(start, items, stored, self.policy, self.tz):
+            if last.stored is None:
+                self._first_verdict(last.item, last.judgement)
+                continue
+            if last.judgement.runs != last.stored.runs and isinstance(last.item, judgement.Measurement):
+                self.batch.replayed[last.item.id] = last.judgement.runs
+            self._revise(last.stored, last.judgement, last.cause)
+        assert last is not None
+        if latest_key is None or last.item.key >= latest_key:
+            self.batch.latest[self.vehicle.id] = {"vehicle_id": self.vehicle.id, "measured_at": last.item.at,
+                                                 "event_id": last.item.key[1], "runs": last.judgement.runs}
+
+    def _first_verdict(self, item: judgement.Item, result: judgement.Judgement) -> None:
+        if not isinstance(item, judgement.Measurement):
             return
-        if self.state.is_latest(vehicle.id, event):
-            self._advance(event, vehicle, self.state.runs_of(vehicle.id))
-            self.state.record(vehicle.id, event)
-        else:
-            # A late upload: its predecessor and successors come from the event history.
-            self._advance(event, vehicle, self._previous_runs(vehicle.id, event))
-            last = self._replay_later(event, vehicle)
-            if last is not None:
-                self.state.record(vehicle.id, last)
-        self.runs_by_vehicle.setdefault(vehicle.id, []).append(event)
-
-    def _advance(self, event: EventRow, vehicle: Vehicle, prev: dict[str, Any] | None) -> None:
-        """Apply the judgement rule to one valid, judged event; newly judged pollutants become a Judged."""
-        measured = limits.measured_pollutants(event.fuel_type, event.payload["measurements"], self.policy)
-        result = judgement.judge(prev, event.measured_at, measured, set(event.exceeded or []), self.policy, self.tz)
-        newly = sorted(set(result.judged) - set(event.judged or []))
+        event = self.batch.events[item.id]
         event.runs, event.judged, event.warnings = result.runs, result.judged, result.warnings
-        if newly:
-            self.judged.append(Judged(event, vehicle, newly))
+        if result.judged:
+            self.batch.judged.append(Judged(event.id, event.measured_at, self.vehicle, result.judged,
+                                            result.events, None))
 
-    def _previous_runs(self, vehicle_id: int, event: EventRow) -> dict[str, Any] | None:
-        """Run state after the vehicle's latest earlier valid, judged measurement."""
-        stored = self.session.execute(
-            select(Event.id, Event.measured_at, Event.runs)
-            .where(*_history_of(vehicle_id, event), Event.measured_at <= event.measured_at)
-            .order_by(Event.measured_at.desc(), Event.id.desc())
-            .limit(1)
+    def _revise(self, stored: judgement.Stored, result: judgement.Judgement, cause: judgement.Item | None) -> None:
+        if not isinstance(stored.item, judgement.Measurement):
+            return
+        if (result.judged, result.warnings) == (stored.judged, stored.warnings):
+            return
+        revision = Revision(
+            event_id=stored.item.id, rev=stored.revisions + 1,
+            cause_event=cause.id if isinstance(cause, judgement.Measurement) else None,
+            cause_reset=cause.id if isinstance(cause, judgement.Reset) else None,
+            judged=result.judged, warnings=result.warnings, vehicle=self.vehicle, was_judged=bool(stored.judged),
+        )
+        self.batch.revisions.append(revision)
+        if result.judged and not stored.judged:
+            self.batch.judged.append(Judged(stored.item.id, stored.item.at, self.vehicle, result.judged,
+                                            result.events, revision))
+
+    def _state_before(self, key: tuple[datetime, int]) -> dict[str, Any] | None:
+        """The stored state after the vehicle's last timeline item before `key`."""
+        at, pk = key
+        event = self.session.execute(
+            select(Event.measured_at, Event.id, Event.runs)
+            .where(*_timeline_of(self.vehicle.id), or_(Event.measured_at < at, and_(Event.measured_at == at,
+                                                                                    Event.id < pk)))
+            .order_by(Event.measured_at.desc(), Event.id.desc()).limit(1)
         ).first()
-        candidates = [
-            (e.measured_at, e.id, e.runs) for e in self.runs_by_vehicle.get(vehicle_id, [])
-            if e.runs is not None and e.id != event.id and e.measured_at <= event.measured_at
+        reset = self.session.execute(
+            select(RunReset.at).where(RunReset.vehicle_id == self.vehicle.id, RunReset.status == PROCESSED,
+                                      RunReset.at < at if pk == 0 else RunReset.at <= at)
+            .order_by(RunReset.at.desc()).limit(1)
+        ).first()
+        if reset is not None and (event is None or (reset.at, 0) > (event.measured_at, event.id)):
+            return {}
+        return event.runs if event is not None else None
+
+    def _stored_after(self, key: tuple[datetime, int]) -> Iterator[judgement.Stored]:
+        """The vehicle's stored timeline after `key`, in measurement order, read page by page."""
+        at, pk = key
+        resets = [
+            judgement.Stored(judgement.Reset(r.at, r.id), {}, [], [], 0) for r in self.session.execute(
+                select(RunReset.id, RunReset.at).where(
+                    RunReset.vehicle_id == self.vehicle.id, RunReset.status == PROCESSED,
+                    RunReset.at > at if pk == 0 else RunReset.at >= at)
+                .order_by(RunReset.at, RunReset.id))
+            if (r.at, 0) > key
         ]
-        if stored is not None:
-            # A stored event re-judged earlier in this batch counts with its new runs.
-            mine = self.events.get(stored.id)
-            candidates.append((stored.measured_at, stored.id, mine.runs if mine else stored.runs))
-        return max(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
+        events = self._stored_events(at, pk)
+        next_event = next(events, None)
+        while resets or next_event is not None:
+            if resets and (next_event is None or
+                           judgement.order_key(resets[0].item) < judgement.order_key(next_event.item)):
+                yield resets.pop(0)
+            else:
+                assert next_event is not None
+                yield next_event
+                next_event = next(events, None)
 
-    def _replay_later(self, event: EventRow, vehicle: Vehicle) -> EventRow | None:
-        """A late upload lands inside the vehicle's history: re-run the rule over what follows it.
-
-        Runs are consecutive in measurement time, not arrival time, so a station that uploads
-        after an outage can complete a run that later measurements continue. New judgements
-        become violations. A violation already recorded is never withdrawn automatically: if
-        a late passing measurement breaks its run, the event keeps its `violation_id` while
-        its `judged` shows the recomputed rule, for a person to review. (This batch's own
-        events are judged in measurement order, so every later one is already stored.)
-        """
-        stored = self.session.execute(
-            select(Event.id, Event.station_id, Event.measured_at, Event.payload,
-                   *(getattr(Event, name) for name in VERDICT_COLUMNS))
-            .where(*_history_of(vehicle.id, event), Event.measured_at > event.measured_at)
-            .order_by(Event.measured_at, Event.id)
-        ).all()
-        runs, last = event.runs, None
-        for row in stored:
-            last = self.events.setdefault(row.id, EventRow(**row._mapping))
-            self._advance(last, vehicle, runs)
-            runs = last.runs
-        return last
+    def _stored_events(self, at: datetime, pk: int) -> Iterator[judgement.Stored]:
+        while True:
+            rows = self.session.execute(
+                select(Event.id, Event.measured_at, Event.payload, Event.limits, Event.exceeded, Event.runs,
+                       Event.judged, Event.warnings)
+                .where(*_timeline_of(self.vehicle.id), or_(Event.measured_at > at, and_(Event.measured_at == at,
+                                                                                        Event.id > pk)))
+                .order_by(Event.measured_at, Event.id).limit(REPLAY_PAGE)
+            ).all()
+            if not rows:
+                return
+            revised = _latest_revisions(self.session, [r.id for r in rows])
+            for r in rows:
+                judged, warnings, count = revised.get(r.id, (r.judged or [], r.warnings or [], 0))
+                measured = limits.measured_of(r.limits or {}, r.payload["measurements"])
+                item = judgement.Measurement(r.measured_at, r.id, frozenset(measured), frozenset(r.exceeded or []))
+                yield judgement.Stored(item, r.runs, judged, warnings, count)
+            at, pk = rows[-1].measured_at, rows[-1].id
 
 
-def _history_of(vehicle_id: int, event: EventRow) -> tuple[Any, ...]:
-    """The stored, valid, judged measurements of a vehicle other than `event`."""
-    return (Event.vehicle_id == vehicle_id, Event.status == PROCESSED, Event.runs.is_not(None), Event.id != event.id)
+def _latest_revisions(session: Session, event_ids: list[int]) -> dict[int, tuple[list[str], list[str], int]]:
+    """Each event's current decision from its latest revision, and how many it has."""
+    found: dict[int, tuple[list[str], list[str], int]] = {}
+    query = (select(VerdictRevision.event_id, VerdictRevision.rev, VerdictRevision.judged, VerdictRevision.warnings)
+             .where(VerdictRevision.event_id.in_(event_ids)).order_by(VerdictRevision.event_id, VerdictRevision.rev))
+    for event_id, rev, judged, warnings in session.execute(query):
+        found[event_id] = (judged, warnings, rev)
+    return found
+
+
+def _timeline_of(vehicle_id: int) -> tuple[Any, ...]:
+    """The stored, valid, judgeable measurements of a vehicle."""
+    return (Event.vehicle_id == vehicle_id, Event.status == PROCESSED, Event.runs.is_not(None))
 
 
 def _apply_verdict(

@@ -91,6 +91,19 @@ class VehicleRef(Schema):
     match = fields.String(allow_none=True)
 
 
+class RevisionOut(Schema):
+    """A re-judgement of the event (DOMAIN.md section 7); the first verdict stays in EventOut's fields."""
+
+    at = AwareDateTime()
+    cause_event = fields.Integer(allow_none=True)  # the late event that changed the rule's outcome
+    cause_reset = fields.Integer(allow_none=True)  # or the run reset (a verified repair)
+    judged = fields.List(fields.String())
+    warnings = fields.List(fields.String())
+    violation_ids = fields.List(fields.Integer())
+    withdrawn = fields.List(fields.Integer())
+    policy = fields.Dict()
+
+
 class EventOut(Schema):
     id = fields.Integer()
     event_id = fields.String()
@@ -108,3 +121,4 @@ class EventOut(Schema):
     limits = fields.Dict(allow_none=True)
     policy = fields.Dict(allow_none=True)
     violation_id = fields.Integer(allow_none=True)
+    revisions = fields.List(fields.Nested(RevisionOut))

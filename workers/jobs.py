@@ -15,7 +15,7 @@ from core import queue, runtime
 from core.db import utcnow
 from enforcement import cases, violations
 from remote_sensing import processing, snapshots
-from remote_sensing.models import RECEIVED, Event
+from remote_sensing.models import RECEIVED, Event, RunReset
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +43,16 @@ def judge_pending() -> int:
     while True:
         with rt.sessions() as session, session.begin():
             events = processing.claim_pending(session, rt.settings.judge_batch_size)
-            if not events:
+            resets = processing.claim_resets(session, rt.settings.judge_batch_size)
+            if not events and not resets:
                 return total
-            batch = processing.judge_events(session, events, rt.settings.policy, rt.tz)
-            violations.record_remote_sensing(session, batch.judged, rt.settings.policy, rt.tz)
+            batch = processing.judge_events(session, events, rt.settings.policy, rt.tz, resets)
+            violations.record_remote_sensing(session, batch, rt.settings.policy, rt.tz)
             processing.save_verdicts(session, batch)
         total += len(events)
         if time.monotonic() > deadline:
             return total
-        if len(events) < rt.settings.judge_batch_size:
+        if len(events) < rt.settings.judge_batch_size and len(resets) < rt.settings.judge_batch_size:
             time.sleep(linger)
 
 
@@ -73,6 +74,8 @@ def sweep() -> int:
     cutoff = utcnow() - timedelta(seconds=rt.settings.sweep_after_s)
     with rt.sessions() as session, session.begin():
         stale = session.scalar(select(Event.id).where(Event.status == RECEIVED, Event.received_at < cutoff).limit(1))
+        stale = stale or session.scalar(
+            select(RunReset.id).where(RunReset.status == RECEIVED, RunReset.created_at < cutoff).limit(1))
         waiting = snapshots.unanalysed_ids(session, rt.settings.sweep_after_s, rt.settings.judge_batch_size)
         snapshots.requeue(session, waiting)
     if waiting:

@@ -160,4 +160,5 @@ def test_late_upload_completes_a_run_in_measurement_order(station, drain, make_s
     earlier = judged(late_station, drain, event("late", at=t0, measurements=high))
     assert earlier["violation_id"] is None and earlier["warnings"] == ["no_ppm"]
     replayed = station.get(f"{EVENTS}/{later['id']}").get_json()
-    assert replayed["judged"] == ["no_ppm"] and replayed["violation_id"] is not None
+    assert replayed["judged"] == [] and replayed["violation_id"] is None  # the first verdict stays
+    assert replayed["revisions"][0]["judged"] == ["no_ppm"] and replayed["revisions"][0]["violation_ids"]

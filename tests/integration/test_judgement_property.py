@@ -1,0 +1,117 @@
+"""Through the real judge (and, in the PostgreSQL pass, real RQ workers): any arrival order
+and batch split of a history gives the violations, strikes and listings of judging it in
+measurement order."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from core.registry import Vehicle
+from enforcement.listings import rolling_periods
+from enforcement.models import Listing, Strike, Violation
+from remote_sensing.judgement import Measurement, order_key, replay
+from tests.conftest import _clean
+from tests.factories import CST, event
+
+TZ = ZoneInfo("Asia/Shanghai")
+PLATES = ["苏B12345", "苏B54321"]
+BASE = datetime.now(CST).replace(microsecond=0) - timedelta(days=700)
+LAST = BASE + timedelta(days=690)  # inside the stations' calibration window, never in the future
+READINGS = {
+    "exceed": ({"no_ppm": 1700}, {}),
+    "pass": ({"no_ppm": 500}, {}),
+    "invalid": ({"no_ppm": 1700}, {"speed_kmh": 200.0}),  # stored, never enforced
+}
+# Steps between a vehicle's measurements: near the minimum gap, a day, the window's edges.
+gaps = st.sampled_from([timedelta(minutes=m) for m in (30, 60, 61)]
+                       + [timedelta(days=d) for d in (1, 2, 40, 182, 184)])
+
+
+@st.composite
+def histories(draw: Any) -> tuple[list[dict], list[list[int]]]:
+    """Events (vehicle, station, kind, time) and their arrival in batches (indices)."""
+    items = []
+    for vehicle in range(draw(st.integers(1, 2))):
+        at = BASE
+        for _ in range(draw(st.integers(1, 7))):
+            at = at + draw(gaps)
+            if at > LAST:
+                break
+            items.append({"vehicle": vehicle, "station": draw(st.integers(0, 1)),
+                          "kind": draw(st.sampled_from(list(READINGS))), "at": at})
+    arrival = draw(st.permutations(range(len(items))))
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(items) - 1)), max_size=4)))
+    batches = [list(arrival[a:b]) for a, b in zip([0, *cuts], [*cuts, len(items)], strict=True) if arrival[a:b]]
+    return items, batches
+
+
+def expected(items: list[dict], pks: list[int], policy: Any) -> tuple[set[int], dict[int, set[date]]]:
+    """Events that ground a violation, and each vehicle's strike days, by the fold in measurement order."""
+    grounding: set[int] = set()
+    days: dict[int, set[date]] = {}
+    for vehicle in {i["vehicle"] for i in items}:
+        timeline = sorted((Measurement(i["at"], pks[n], frozenset({"no_ppm"}),
+                                       frozenset({"no_ppm"}) if i["kind"] == "exceed" else frozenset())
+                           for n, i in enumerate(items) if i["vehicle"] == vehicle and i["kind"] != "invalid"),
+                          key=order_key)
+        for s in replay(timeline, None, policy, TZ):
+            if s.judgement.judged:
+                grounding.add(s.item.id)
+                days.setdefault(vehicle, set()).add(s.item.at.astimezone(TZ).date())
+    return grounding, days
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(histories())
+# A late pass between a judged run, in a later batch: the violation is withdrawn.
+@example(([{"vehicle": 0, "station": 0, "kind": "exceed", "at": BASE},
+           {"vehicle": 0, "station": 1, "kind": "exceed", "at": BASE + timedelta(days=2)},
+           {"vehicle": 0, "station": 0, "kind": "pass", "at": BASE + timedelta(days=1)}], [[0, 1], [2]]))
+def test_arrival_order_does_not_change_the_outcome(app, make_station, drain, history):
+    items, batches = history
+    _clean(app)
+    stations = [make_station("RS001"), make_station("RS002")]
+    rt = app.extensions["lantian"]
+    pks: list[int] = [0] * len(items)
+    for batch in batches:
+        by_station: dict[int, list[int]] = {}
+        for n in batch:
+            by_station.setdefault(items[n]["station"], []).append(n)
+        for station_no, ns in sorted(by_station.items()):
+            bodies = []
+            for n in ns:
+                measurements, extra = READINGS[items[n]["kind"]]
+                bodies.append(event(f"e{n}", at=items[n]["at"], plate=PLATES[items[n]["vehicle"]],
+                                    measurements=measurements, **extra))
+            r = stations[station_no].post_json("/api/v1/remote-sensing/events/batch", {"events": bodies})
+            assert r.status_code == 200, r.get_json()
+            for n, result in zip(ns, r.get_json()["results"], strict=True):
+                assert result["status"] == "received", result
+                pks[n] = result["id"]
+        drain()
+
+    grounding, days = expected(items, pks, rt.settings.policy)
+    with rt.sessions() as s:
+        vehicle_ids = {v.plate: v.id for v in s.scalars(select(Vehicle))}
+        active = {int(v.source_ref) for v in s.scalars(select(Violation).where(Violation.status == "active"))}
+        assert active == grounding
+        strikes = {(vid, day) for vid, day in s.execute(select(Strike.vehicle_id, Strike.day))}
+        assert strikes == {(vehicle_ids[PLATES[v]], d) for v, ds in days.items() for d in ds}
+        listed = {(e.subject_id, e.period_start, e.period_end) for e in s.scalars(
+            select(Listing).where(Listing.active.is_(True), Listing.review_required.is_(False)))}
+        policy = rt.settings.policy
+        want = set()
+        for v, ds in days.items():
+            vid = vehicle_ids[PLATES[v]]
+            held = sorted(s.execute(select(Strike.day, Strike.violation_id).where(Strike.vehicle_id == vid)).all())
+            assert [d for d, _ in held] == sorted(ds)
+            want |= {(vid, p.start, p.end) for p in rolling_periods(
+                [tuple(h) for h in held], policy.strike_window_days_without_cycle, policy.strikes_threshold)}
+        assert listed == want
