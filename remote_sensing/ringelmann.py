@@ -66,6 +66,10 @@ _ROOF_SHARE = 0.6
 _UNDER_VEHICLE = 0.1  # of the vehicle's width: the band under its rear that is wheels and shadow
 _TRAIL_REACH = 0.25  # of the vehicle's width: how far behind the rear only smoke reaches
 _STRIP_ASPECT = 0.3
+# Frames of a passage: something moved when this share of pixels changed by this much;
+# a region is static when this share of it changed by less than that.
+_MOVED_DIFFERENCE, _MOVED_SHARE = 0.1, 0.01
+_STATIC_DIFFERENCE, _STATIC_SHARE = 0.04, 0.9
 _STRIP_MARGIN = 0.1  # of the vehicle's width
 _RATIO_FLOOR = 0.01  # one grey level in a hundred: keeps the SNR finite on a flawless image
 _HARD_SLOPE_RATIO = 1.7  # fine / coarse slope: ~2.3 and up for a camera-sharp step, ~1.3 for smoke
@@ -138,11 +142,22 @@ def estimate_passage(greys: Sequence[np.ndarray], step: float = 0.2) -> list[Rin
         if grey.ndim != 2 or grey.dtype != np.uint8:
             raise ValueError("expected 2-D uint8 grey images")
     _limit_threads()
-    return [_estimate(_prepare(grey, dark_margin=step / 2), step) for grey in greys]
+    works = [_prepare(grey, dark_margin=step / 2) for grey in greys]
+    return [
+        _estimate(work, step, [other for other in works if other is not work and _moved(work, other)])
+        for work in works
+    ]
 
 
-def _estimate(work: _Work, step: float) -> RingelmannEstimate:
-    plume = _find_plume(work)
+def _moved(work: _Work, other: _Work) -> bool:
+    """Whether ``other`` is another frame of the same camera in which something moved."""
+    if other.ratio.shape != work.ratio.shape:
+        return False
+    return float((np.abs(work.ratio - other.ratio) > _MOVED_DIFFERENCE).mean()) >= _MOVED_SHARE
+
+
+def _estimate(work: _Work, step: float, others: Sequence[_Work] = ()) -> RingelmannEstimate:
+    plume = _find_plume(work, others)
     if plume is None:
         # Confidence in "no plume": the share of the frame that looks like bare road.
         return RingelmannEstimate(0, 0.0, float(1.0 - work.dark.mean()), None, None)
@@ -329,7 +344,7 @@ def _slope(image: np.ndarray) -> np.ndarray:
     return cv2.magnitude(gx, gy) / _SOBEL_UNIT
 
 
-def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
+def _find_plume(work: _Work, others: Sequence[_Work]) -> tuple[np.ndarray, float] | None:
     """The most plume-like dark component as a mask, with its hardness, or None.
 
     A crisp dense plume has as sharp an outline as a vehicle, so sharpness alone does not
@@ -338,6 +353,9 @@ def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
     part of it (a plume trails behind the vehicle, towards the camera). Where no vehicle
     rear was found, a sharp component bounded by long straight edges (a vehicle body, a
     bumper, a cast shadow) is no plume; a soft one is a feathered plume whatever its shape.
+    ``others`` are the passage's other frames: a dark region that stays unchanged while the
+    vehicle moves on (a stain, a patch, the remnant of a shadow) is the road, not smoke,
+    which trails the vehicle and churns.
     """
     candidates = (work.dark & ~work.hard).astype(np.uint8)
     vehicle = work.vehicle
@@ -372,11 +390,19 @@ def _find_plume(work: _Work) -> tuple[np.ndarray, float] | None:
         hardness = _hardness(mask, work.hard)
         if hardness > _MAX_HARDNESS and not (vehicle is not None and trailing) and _straight_edged(mask):
             continue
+        if any(_static(mask, work, other) for other in others):
+            continue
         darkness = float(1.0 - work.ratio[mask].mean())
         score = area * darkness * (1.0 - 0.5 * hardness)
         if best is None or score > best[0]:
             best = (score, mask, hardness)
     return None if best is None else (best[1], best[2])
+
+
+def _static(mask: np.ndarray, work: _Work, other: _Work) -> bool:
+    """Whether the region looks the same in the other frame (it did not move or change)."""
+    same = np.abs(work.ratio[mask] - other.ratio[mask]) < _STATIC_DIFFERENCE
+    return float(same.mean()) >= _STATIC_SHARE
 
 
 def _under(stats: np.ndarray, vehicle: Box) -> bool:
