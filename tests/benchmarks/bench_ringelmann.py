@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Black-smoke image analysis of one 1080p JPEG, measured in one process.
+"""Black-smoke image analysis of one JPEG at 720p, 1080p and 4K, measured in one process.
 
-Renders a synthetic 1920x1080 scene (tests/unit/synthetic_smoke.py: road, vehicle, a 60%
+Renders a synthetic scene at each size (tests/unit/synthetic_smoke.py: road, vehicle, a 60%
 plume, camera noise and blur), encodes it as a JPEG, then times over --runs runs, with
 OpenCV on one thread as in a worker:
 
@@ -52,6 +52,9 @@ def measure(step: Callable[[], object], runs: int) -> tuple[float, float]:
     return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
 
 
+SIZES = ((1280, 720), (1920, 1080), (3840, 2160))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
@@ -59,32 +62,33 @@ def main() -> None:
     args = parser.parse_args()
 
     cv2.setNumThreads(1)
-    scene = Scene(width=1920, height=1080, blackness=0.6, noise_sigma=4.0, blur_sigma=1.5, seed=1)
-    data = render_jpeg(scene, quality=args.quality)
-    grey = decode_grey(data)
+    print(f"JPEG q{args.quality}, {args.runs} runs, OpenCV {cv2.__version__}\n")
+    print("| size | KiB | step | median wall ms | median CPU ms |")
+    print("|---|---:|---|---:|---:|")
+    for width, height in SIZES:
+        scene = Scene(width=width, height=height, blackness=0.6, noise_sigma=4.0, blur_sigma=1.5 * width / 1920, seed=1)
+        data = render_jpeg(scene, quality=args.quality)
+        grey = decode_grey(data)
 
-    def total() -> None:
-        inspect_image(data, max_bytes=MAX_BYTES, max_side_px=MAX_SIDE_PX)
-        estimate_ringelmann(decode_grey(data))
+        def total(data: bytes = data) -> None:
+            inspect_image(data, max_bytes=MAX_BYTES, max_side_px=MAX_SIDE_PX)
+            estimate_ringelmann(decode_grey(data))
 
-    figures = {
-        "inspect_image": measure(lambda: inspect_image(data, max_bytes=MAX_BYTES, max_side_px=MAX_SIDE_PX), args.runs),
-        "decode_grey": measure(lambda: decode_grey(data), args.runs),
-        "estimate_ringelmann": measure(lambda: estimate_ringelmann(grey), args.runs),
-        "total": measure(total, args.runs),
-    }
-    estimate = estimate_ringelmann(grey)
-
-    print(f"1920x1080 JPEG q{args.quality}, {len(data) / 1024:.0f} KiB, {args.runs} runs, OpenCV {cv2.__version__}")
-    print(f"estimate: level {estimate.level}, blackness {estimate.blackness:.3f} (truth 0.6 -> level 3)")
-    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs\n")
-    print("| step | median wall ms | median CPU ms |")
-    print("|---|---:|---:|")
-    for name, (wall, cpu) in figures.items():
-        print(f"| {name} | {wall:.1f} | {cpu:.1f} |")
-    wall, cpu = figures["total"]
-    print(f"| images/s, one process | {1000 / wall:.0f} | {1000 / cpu:.0f} |")
-    print(f"\ncommand: {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+        figures = {
+            "inspect_image": measure(
+                lambda data=data: inspect_image(data, max_bytes=MAX_BYTES, max_side_px=MAX_SIDE_PX), args.runs
+            ),
+            "decode_grey": measure(lambda data=data: decode_grey(data), args.runs),
+            "estimate_ringelmann": measure(lambda grey=grey: estimate_ringelmann(grey), args.runs),
+            "total": measure(total, args.runs),
+        }
+        estimate = estimate_ringelmann(grey)
+        for name, (wall, cpu) in figures.items():
+            print(f"| {width}x{height} | {len(data) / 1024:.0f} | {name} | {wall:.1f} | {cpu:.1f} |")
+        print(f"| {width}x{height} | | estimate: level {estimate.level}, blackness {estimate.blackness:.3f} "
+              "(truth 0.6 -> level 3) | | |")
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(f"command: {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -146,3 +147,20 @@ def test_no_plume_has_no_plume_record() -> None:
 def test_passage_gives_one_estimate_per_image() -> None:
     frames = [render(Scene(blackness=b, **SMALL)) for b in (0.2, 0.6, 0.8)]
     assert [e.level for e in estimate_passage(frames)] == [1, 3, 4]
+
+
+def test_a_dark_patch_that_stays_put_in_the_passage_is_not_smoke() -> None:
+    # A soft oil stain or patch of wet asphalt: dark, soft-edged, large, alone it reads as smoke.
+    stain = np.zeros((270, 480), np.float32)
+    cv2.ellipse(stain, (100, 200), (55, 35), 0, 0, 360, 0.55, -1)
+    stain = 1.0 - cv2.GaussianBlur(stain, (0, 0), 8)
+
+    def frame(blackness: float) -> np.ndarray:
+        return np.clip(render(Scene(blackness=blackness, noise_sigma=2.0, **SMALL)) * stain, 0, 255).astype(np.uint8)
+
+    clean, smoky = frame(0.0), frame(0.6)
+    assert estimate_ringelmann(clean).level >= 2  # one image cannot tell
+    alone, passage = estimate_passage([clean, smoky])
+    assert alone.level == 0 and passage.level == 3
+    # The same image twice shows no motion: no frame is context for the other.
+    assert [e.level for e in estimate_passage([clean, clean])] == [estimate_ringelmann(clean).level] * 2
