@@ -82,6 +82,7 @@ _STRAIGHT_SHARE = 0.6
 _OUTLINE_MAX_POINTS = 64
 _RING_GAP_PX, _RING_WIDTH_PX = 8, 12
 _QUARTILES = (25, 50, 75)
+_DENSEST_PERCENTILE = 10
 
 _threads_limited = False
 
@@ -459,7 +460,9 @@ def _measure(work: _Work, mask: np.ndarray, hardness: float, step: float) -> Rin
     # Ratios to the road model, not raw greys: the ring may cross a step the model follows.
     plume = np.percentile(work.ratio[_core(mask)], _QUARTILES)
     background = np.percentile(work.ratio[ring], _QUARTILES)
-    blackness = min(1.0, max(0.0, 1.0 - float(plume[1]) / max(float(background[1]), 1e-3)))
+    # The densest tenth of the core: a Ringelmann reading is of the plume's densest part.
+    densest = float(np.percentile(work.ratio[_core(mask)], _DENSEST_PERCENTILE))
+    blackness = min(1.0, max(0.0, 1.0 - densest / max(float(background[1]), 1e-3)))
     level = min(MAX_LEVEL, math.floor(blackness / step + 0.5))
     confidence = _confidence(plume, background, mask, hardness)
     # The region stops at the hard-edge band; widen it back to the outline a person sees.
