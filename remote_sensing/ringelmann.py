@@ -1,22 +1,24 @@
 """Ringelmann estimate (0..5) of an exhaust plume in a roadside black-smoke snapshot.
 
-Method (details and limits in docs/ringelmann.md):
+Method (details, measured accuracy and limits in docs/ringelmann.md):
 
 1. Work on a copy downscaled to ``WORK_WIDTH`` px. A small median and an adaptive blur
    suppress sensor noise and JPEG blocking; a grey opening removes thin bright details
    (lane markings, glints) so they neither hide smoke nor cut it apart.
-2. Model the bare road: a quadratic surface fitted to coarse tile means, iteratively
-   ignoring tiles far from it (vehicle, plume), refined by the residual of the road tiles
-   around each point, so uneven lighting is followed without following the plume.
-3. Pixels darker than the model by more than half a Ringelmann step are candidates.
-   Hard (camera-sharp) edges are outlines of opaque objects such as the vehicle body; a
-   plume's edges are feathered. Hard edges cut candidates apart, components whose outline
-   is almost all hard are dropped, and the largest, darkest, softest remaining one is the
-   plume.
-4. Blackness = 1 - plume grey / background grey: the plume grey is the median over the
-   component's core (its thickest half, clear of the feathered rim), the background grey
-   the median over a band of road just outside it (past the feather, excluding other dark
-   objects and hard edges). Level = round(blackness / step), clamped to 0..5.
+2. Find hard (camera-sharp) edges against a first road model. Hard edges that cross the
+   frame (a horizon, a building line, an overpass shadow) bound background regions; each
+   gets its own road model (a robust quadratic over tile means, refined by the road tiles
+   around each point), so a sharp step in the background is not taken for smoke.
+3. Find the vehicle rear: the widest pair of long upright hard edges joined by a roof line.
+4. Pixels darker than the model by more than half a Ringelmann step are candidates, cut
+   apart by hard edges. The plume is the largest, darkest, softest component that is not
+   on or flat under the vehicle rear, not beside or above it, not a sharp straight-edged
+   shape (a vehicle part, a cast shadow) unless it reaches well behind the vehicle, not a
+   band across the frame, and not unchanged in the passage's other frames.
+5. Blackness = 1 - plume / background, in ratios to the road model: the plume's densest
+   tenth over the component's core (its thickest half, clear of the feathered rim), the
+   background's median over a band of road just outside it. Level = round(blackness /
+   step), clamped to 0..5.
 
 The estimate orders the review queue; a person confirms the level.
 """

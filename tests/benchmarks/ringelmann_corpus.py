@@ -7,7 +7,9 @@ black cab, a white box, a grey van), its contact shadow, and an exhaust plume le
 tailpipe and trailing towards the camera. A passage is 1 to 3 frames from a fixed camera:
 the vehicle drives away between frames (it moves up and shrinks, rigidly), the plume
 trails it and changes, the road stays. The plume multiplies whatever it covers by
-``1 - b * alpha`` (alpha 1 in its core), so its label is ``level = round(b / 0.2)``.
+``1 - b * alpha``; its label is the blackness of its densest part as drawn, ``b`` times the
+99th percentile of alpha (a feather wider than the plume keeps alpha under 1), and
+``level = round(blackness / 0.2)``.
 
 Each scene belongs to one family, the stressor it is made for; every other parameter is
 drawn from moderate ranges, so every family also varies resolution (720p to 4K), JPEG
