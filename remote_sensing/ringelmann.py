@@ -243,7 +243,8 @@ def _road_model(flat: np.ndarray, within: np.ndarray | None = None) -> np.ndarra
         member = np.ones(grid.shape, bool)
     else:
         share = cv2.resize(within.astype(np.float32), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
-        total = cv2.resize(np.where(within, flat, 0.0).astype(np.float32), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+        inside = np.where(within, flat, 0.0).astype(np.float32)
+        total = cv2.resize(inside, (grid_w, grid_h), interpolation=cv2.INTER_AREA)
         grid = (total / np.maximum(share, 1e-6)).astype(np.float64)
         member = share >= _TILE_MEMBER_SHARE
         if member.sum() < 3:  # a sliver: its median is all there is to know
@@ -460,10 +461,10 @@ def _measure(work: _Work, mask: np.ndarray, hardness: float, step: float) -> Rin
     if not ring.any():  # no road beside it (e.g. a black frame): nothing to compare with
         return RingelmannEstimate(0, 0.0, 0.0, None, None)
     # Ratios to the road model, not raw greys: the ring may cross a step the model follows.
-    plume = np.percentile(work.ratio[_core(mask)], _QUARTILES)
-    background = np.percentile(work.ratio[ring], _QUARTILES)
     # The densest tenth of the core: a Ringelmann reading is of the plume's densest part.
-    densest = float(np.percentile(work.ratio[_core(mask)], _DENSEST_PERCENTILE))
+    core = np.percentile(work.ratio[_core(mask)], (_DENSEST_PERCENTILE, *_QUARTILES))
+    densest, plume = float(core[0]), core[1:]
+    background = np.percentile(work.ratio[ring], _QUARTILES)
     blackness = min(1.0, max(0.0, 1.0 - densest / max(float(background[1]), 1e-3)))
     level = min(MAX_LEVEL, math.floor(blackness / step + 0.5))
     confidence = _confidence(plume, background, mask, hardness)

@@ -160,7 +160,8 @@ def main() -> None:
         for r in rows:
             if abs(r["level"] - r["estimated"]) > 1:
                 print(f"  {r['files'][0]} true {r['level']} (b {r['blackness']}) est {r['estimated']} "
-                      f"(b {r['estimated_blackness']:.2f}) vehicle {r['vehicle']} step {r['step']} frames {r['frames']}")
+                      f"(b {r['estimated_blackness']:.2f}) vehicle {r['vehicle']} step {r['step']} "
+                      f"frames {r['frames']}")
 
 
 if __name__ == "__main__":

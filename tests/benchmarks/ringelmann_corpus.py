@@ -287,8 +287,10 @@ def _vehicle_shadows(image: np.ndarray, pose: _Pose, cast: bool, rng: np.random.
     w = image.shape[1]
     v, width = pose.v, pose.x1 - pose.x0
     shadow = np.zeros_like(image)
-    contact = np.array([[pose.x0, pose.y1 - 0.05 * width], [pose.x1, pose.y1 - 0.05 * width],
-                        [pose.x1 + 0.03 * width, pose.y1 + 0.06 * width], [pose.x0 - 0.03 * width, pose.y1 + 0.06 * width]])
+    top, bottom = pose.y1 - 0.05 * width, pose.y1 + 0.06 * width
+    contact = np.array(
+        [[pose.x0, top], [pose.x1, top], [pose.x1 + 0.03 * width, bottom], [pose.x0 - 0.03 * width, bottom]]
+    )
     cv2.fillPoly(shadow, [contact.astype(np.int32)], 0.5)
     if cast:  # the sun casts the body beside and below it: a parallelogram
         dx, dy = v.shadow_dx * width, 0.12 * width
