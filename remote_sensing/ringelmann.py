@@ -67,20 +67,20 @@ _SIDE_OVERLAP = 0.6
 _ROOF_SHARE = 0.6
 _UNDER_VEHICLE = 0.1  # of the vehicle's width: the band under its rear that is wheels and shadow
 _TRAIL_REACH = 0.25  # of the vehicle's width: how far behind the rear only smoke reaches
-_STRIP_ASPECT = 0.3
+_STRIP_ASPECT = 0.3  # a strip under the vehicle is flatter than this (height / width)
+_STRIP_MARGIN = 0.1  # of the vehicle's width
 # Frames of a passage: something moved when this share of pixels changed by this much;
 # a region is static when this share of it changed by less than that.
 _MOVED_DIFFERENCE, _MOVED_SHARE = 0.1, 0.01
 _STATIC_DIFFERENCE, _STATIC_SHARE = 0.04, 0.9
-_STRIP_MARGIN = 0.1  # of the vehicle's width
 _RATIO_FLOOR = 0.01  # one grey level in a hundred: keeps the SNR finite on a flawless image
 _HARD_SLOPE_RATIO = 1.7  # fine / coarse slope: ~2.3 and up for a camera-sharp step, ~1.3 for smoke
 _MIN_AREA_FRACTION = 0.003
 _CONFIDENT_AREA_FRACTION = 0.04  # confidence in the size of the region saturates here
-_MAX_HARDNESS = 0.85  # a plume merged with a dark vehicle still shows a soft part
+_MAX_HARDNESS = 0.85  # sharper all round than this, a straight-edged component is an object
 _STRAIGHT_TOLERANCE_PX = 1.5
 _STRAIGHT_MIN_PX = 24
-_STRAIGHT_SHARE = 0.6
+_STRAIGHT_SHARE = 0.6  # of the outline in long straight segments: a box, a strip, a parallelogram
 _OUTLINE_MAX_POINTS = 64
 _RING_GAP_PX, _RING_WIDTH_PX = 8, 12
 _QUARTILES = (25, 50, 75)
