@@ -86,7 +86,7 @@ def sign_in(browser: Any, username: str, password: str) -> None:
     submit(browser, browser.find_element(By.ID, "sign-in"))
 
 
-def test_an_officer_confirms_and_rejects_in_the_browser(app, server, browser, make_station, runner, drain):
+def test_an_officer_confirms_and_rejects_in_the_browser(app, server, browser, make_station, runner, drain, shots):
     from selenium.webdriver.common.by import By
 
     smoke = make_station("BS001", kind="black_smoke")
@@ -105,6 +105,7 @@ def test_an_officer_confirms_and_rejects_in_the_browser(app, server, browser, ma
     sections = browser.find_elements(By.CSS_SELECTOR, "section.snapshot")
     assert [int(s.get_attribute("data-id")) for s in sections] == [dense, light]  # highest estimate first
     first = sections[0]
+    shots(browser, "0-queue-as-analysed")  # the analyser's own plume outlines
     assert first.find_element(By.CLASS_NAME, "plate").text == "苏B77777"
     assert first.find_element(By.CLASS_NAME, "estimate").text == "4"
     images = first.find_elements(By.TAG_NAME, "img")
