@@ -414,13 +414,15 @@ _TIMELINE = (Event.vehicle_id == bindparam("vehicle_id"), Event.status == PROCES
 _AT, _PK = bindparam("at", type_=Event.measured_at.type), bindparam("pk")
 _BEFORE = (
     select(Event.measured_at, Event.id, Event.runs)
-    .where(*_TIMELINE, or_(Event.measured_at < _AT, and_(Event.measured_at == _AT, Event.id < _PK)))
+    .where(*_TIMELINE, Event.measured_at <= _AT,  # the range the (vehicle_id, measured_at) index seeks
+           or_(Event.measured_at < _AT, and_(Event.measured_at == _AT, Event.id < _PK)))
     .order_by(Event.measured_at.desc(), Event.id.desc()).limit(1)
 )
 _AFTER = (
     select(Event.id, Event.measured_at, Event.payload, Event.limits, Event.exceeded, Event.runs, Event.judged,
            Event.warnings)
-    .where(*_TIMELINE, or_(Event.measured_at > _AT, and_(Event.measured_at == _AT, Event.id > _PK)))
+    .where(*_TIMELINE, Event.measured_at >= _AT,
+           or_(Event.measured_at > _AT, and_(Event.measured_at == _AT, Event.id > _PK)))
     .order_by(Event.measured_at, Event.id).limit(bindparam("page"))
 )
 _RESETS = (

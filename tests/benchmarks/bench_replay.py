@@ -62,7 +62,8 @@ class Bench:
         with self.sessions() as s, s.begin():
             s.add(Station(code="RS001", kind="remote_sensing", region="320200", key_id="k1", secret="s",
                           calibrated_until=date(2100, 1, 1), calibrated_from=date(1980, 1, 1)))
-            upsert_vehicles(s, [vehicle(PLATE, fuel_type="diesel", inspection_cycle=None, registered_on=date(2019, 5, 1))])
+            upsert_vehicles(s, [vehicle(PLATE, fuel_type="diesel", registered_on=date(2019, 5, 1),
+                                        inspection_cycle={"last_on": date(2026, 3, 10), "next_due_on": date(2027, 3, 10)})])
         with self.sessions() as s:
             self.station_id = s.scalar(select(Station.id))
 
