@@ -29,7 +29,6 @@ import tempfile
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +38,7 @@ from sqlalchemy import select, text  # noqa: E402
 
 from core.db import make_engine, make_sessionmaker  # noqa: E402
 from core.identity import Station  # noqa: E402
-from core.registry import Vehicle, upsert_vehicles  # noqa: E402
+from core.registry import upsert_vehicles  # noqa: E402
 from core.settings import Policy  # noqa: E402
 from enforcement import violations  # noqa: E402
 from remote_sensing import ingest, judgement, limits, processing  # noqa: E402
@@ -62,8 +61,9 @@ class Bench:
         with self.sessions() as s, s.begin():
             s.add(Station(code="RS001", kind="remote_sensing", region="320200", key_id="k1", secret="s",
                           calibrated_until=date(2100, 1, 1), calibrated_from=date(1980, 1, 1)))
+            cycle = {"last_on": date(2026, 3, 10), "next_due_on": date(2027, 3, 10)}
             upsert_vehicles(s, [vehicle(PLATE, fuel_type="diesel", registered_on=date(2019, 5, 1),
-                                        inspection_cycle={"last_on": date(2026, 3, 10), "next_due_on": date(2027, 3, 10)})])
+                                        inspection_cycle=cycle)])
         with self.sessions() as s:
             self.station_id = s.scalar(select(Station.id))
 

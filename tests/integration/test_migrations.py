@@ -87,7 +87,8 @@ def test_0007_judge_keeps_first_verdicts_and_run_state(scratch):
                           f"(1, 12, '2026-11-20 05:00:00', '{rows[2][2]}')"))
     upgrade(scratch, "0007_judge")
     with connect(scratch) as conn:
-        first = conn.execute(text("SELECT id, verdict, judged, warnings, policy_digest FROM rs_events ORDER BY id")).all()
+        first = conn.execute(text(
+            "SELECT id, verdict, judged, warnings, policy_digest FROM rs_events ORDER BY id")).all()
         assert [(r[0], r[1], r[4]) for r in first] == [(10, "exceed", "p1"), (11, "exceed", "p1"),
                                                         (12, "exceed", "p1")]
         assert ["co_pct" in str(r[2]) for r in first] == [False, False, True]

@@ -4,8 +4,8 @@ against an in-memory store)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
 from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
