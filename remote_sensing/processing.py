@@ -2,8 +2,11 @@
 
 For each event: match the plate to the registry (creating a provisional vehicle for an
 unknown well-formed plate), check validity, apply the limits of the vehicle's fuel, and
-advance the judgement rule from the vehicle's previous valid measurement. The caller
-commits the batch together with the consequences (violations) in one transaction.
+fold the judgement rule over the vehicle's timeline in measurement order: after its latest
+stored item from the stored state, and for a late item (or a run reset) by a bounded replay
+of what follows it (`judgement.rejudge`), whose changed decisions become revisions. The
+caller commits the batch together with the consequences (violations recorded, reinstated or
+withdrawn) in one transaction. docs/judgement.md tells the whole story.
 """
 
 from __future__ import annotations
