@@ -104,7 +104,8 @@ def get_event(event_pk: int) -> dict[str, Any]:
 
 def _revisions(session: Any, event_pk: int) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(VerdictRevision, PolicyRecord.version).join(PolicyRecord, PolicyRecord.digest == VerdictRevision.policy_digest)
+        select(VerdictRevision, PolicyRecord.version)
+        .join(PolicyRecord, PolicyRecord.digest == VerdictRevision.policy_digest)
         .where(VerdictRevision.event_id == event_pk).order_by(VerdictRevision.rev)
     ).all()
     return [{"at": r.at, "cause_event": r.cause_event, "cause_reset": r.cause_reset, "judged": r.judged,

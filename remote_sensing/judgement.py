@@ -25,7 +25,7 @@ equal states: the replay's convergence test compares states for equality.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -228,28 +228,34 @@ class Outcome:
     cause: Item | None
 
 
-def rejudge(start: Runs | None, new: Iterable[Item], stored: Iterator[Stored], policy: Policy, tz: ZoneInfo
-            ) -> Iterator[Outcome]:
-    """Merge new items into the stored timeline after them, from the state before the first.
+# Where a re-judged stretch starts: the stored state just before a key, and the stored items after it.
+Seek = Callable[[tuple[datetime, int, int]], tuple[Runs | None, Iterator[Stored]]]
 
-    `stored` yields the stored items after the first new one, in measurement order (read
-    lazily, page by page). The replay stops at the first stored item, once no new item is
-    left, whose recomputed state equals its stored one (convergence): every later item
-    would be judged exactly as stored, so the cost is what the new items can change.
+
+def rejudge(new: Iterable[Item], seek: Seek, policy: Policy, tz: ZoneInfo) -> Iterator[Outcome]:
+    """Merge new items into the stored timeline, in measurement order, and re-judge what follows.
+
+    From the stored state before the first new item, the rule runs over the new items and
+    the stored ones after them (read lazily through `seek`). At the first stored item whose
+    recomputed state equals its stored one, the stored timeline stands as it is up to the
+    next new item (convergence), where the replay starts again from the stored state: a
+    late item costs what it can change, never the vehicle's whole history.
     """
     queue = sorted(new, key=order_key, reverse=True)
-    runs, cause = start, None
-    following = next(stored, None)
-    while queue or following is not None:
-        if queue and (following is None or order_key(queue[-1]) < order_key(following.item)):
-            item = cause = queue.pop()
-            result = step(runs, item, policy, tz)
-            yield Outcome(item, result, None, cause)
-        else:
-            assert following is not None
-            result = step(runs, following.item, policy, tz)
-            yield Outcome(following.item, result, following, cause)
-            if not queue and result.runs == following.runs:
-                return
-            following = next(stored, None)
-        runs = result.runs
+    while queue:
+        runs, stored = seek(order_key(queue[-1]))
+        cause: Item | None = None
+        following = next(stored, None)
+        while queue or following is not None:
+            if queue and (following is None or order_key(queue[-1]) < order_key(following.item)):
+                item = cause = queue.pop()
+                result = step(runs, item, policy, tz)
+                yield Outcome(item, result, None, cause)
+            else:
+                assert following is not None
+                result = step(runs, following.item, policy, tz)
+                yield Outcome(following.item, result, following, cause)
+                if result.runs == following.runs:
+                    break  # converged
+                following = next(stored, None)
+            runs = result.runs

@@ -2,19 +2,23 @@
 
 For each event: match the plate to the registry (creating a provisional vehicle for an
 unknown well-formed plate), check validity, apply the limits of the vehicle's fuel, and
-advance the judgement rule from the vehicle's previous valid measurement. The caller
-commits the batch together with the consequences (violations) in one transaction.
+fold the judgement rule over the vehicle's timeline in measurement order: after its latest
+stored item from the stored state, and for a late item (or a run reset) by a bounded replay
+of what follows it (`judgement.rejudge`), whose changed decisions become revisions. The
+caller commits the batch together with the consequences (violations recorded, reinstated or
+withdrawn) in one transaction. docs/judgement.md tells the whole story.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from core import audit, plates
@@ -296,8 +300,8 @@ def _latest_states(session: Session, vehicle_ids: set[int]) -> dict[int, dict[st
     return {vid: {"vehicle_id": vid, "measured_at": at, "event_id": eid, "runs": runs} for vid, at, eid, runs in rows}
 
 
-# Stored events read per query while a replay has not converged.
-REPLAY_PAGE = 200
+# Stored events read per query while a replay has not converged: most converge at the first.
+REPLAY_PAGES = (4, 32, 256, 1000)
 
 
 class _Timeline:
@@ -313,15 +317,12 @@ class _Timeline:
                  policy: Policy, tz: ZoneInfo) -> None:
         self.session, self.batch, self.vehicle, self.latest = session, batch, vehicle, latest
         self.policy, self.tz = policy, tz
+        self.resets: list[judgement.Reset] | None = None
 
     def judge(self, items: list[judgement.Item]) -> None:
-        first = min(items, key=judgement.order_key).key
         latest_key = (self.latest["measured_at"], self.latest["event_id"]) if self.latest else None
-        late = latest_key is not None and first <= latest_key
-        start = self._state_before(first) if late else (self.latest["runs"] if self.latest else None)
-        stored = self._stored_after(first) if late else iter(())
         last: judgement.Outcome | None = None
-        for last in judgement.rejudge(start, items, stored, self.policy, self.tz):
+        for last in judgement.rejudge(items, self._seek, self.policy, self.tz):
             if last.stored is None:
                 self._first_verdict(last.item, last.judgement)
                 continue
@@ -332,6 +333,13 @@ class _Timeline:
         if latest_key is None or last.item.key >= latest_key:
             self.batch.latest[self.vehicle.id] = {"vehicle_id": self.vehicle.id, "measured_at": last.item.at,
                                                  "event_id": last.item.key[1], "runs": last.judgement.runs}
+
+    def _seek(self, key: tuple[datetime, int, int]) -> tuple[dict[str, Any] | None, Iterator[judgement.Stored]]:
+        """After the stored latest item: its state, one primary-key read; before it, the history."""
+        at, pk, _ = key
+        if self.latest is None or (at, pk) > (self.latest["measured_at"], self.latest["event_id"]):
+            return (self.latest["runs"] if self.latest else None), iter(())
+        return self._state_before((at, pk)), self._stored_after((at, pk))
 
     def _first_verdict(self, item: judgement.Item, result: judgement.Judgement) -> None:
         if not isinstance(item, judgement.Measurement):
@@ -361,33 +369,23 @@ class _Timeline:
     def _state_before(self, key: tuple[datetime, int]) -> dict[str, Any] | None:
         """The stored state after the vehicle's last timeline item before `key`."""
         at, pk = key
-        event = self.session.execute(
-            select(Event.measured_at, Event.id, Event.runs)
-            .where(*_timeline_of(self.vehicle.id), or_(Event.measured_at < at, and_(Event.measured_at == at,
-                                                                                    Event.id < pk)))
-            .order_by(Event.measured_at.desc(), Event.id.desc()).limit(1)
-        ).first()
-        reset = self.session.execute(
-            select(RunReset.at).where(RunReset.vehicle_id == self.vehicle.id, RunReset.status == PROCESSED,
-                                      RunReset.at < at if pk == 0 else RunReset.at <= at)
-            .order_by(RunReset.at.desc()).limit(1)
-        ).first()
-        if reset is not None and (event is None or (reset.at, 0) > (event.measured_at, event.id)):
+        event = self.session.connection().execute(_BEFORE, {"vehicle_id": self.vehicle.id, "at": at, "pk": pk}).first()
+        reset = max((r for r in self._resets() if (r.at, 0) < key), key=lambda r: r.key, default=None)
+        if reset is not None and (event is None or reset.key > (event.measured_at, event.id)):
             return {}
         return event.runs if event is not None else None
 
+    def _resets(self) -> list[judgement.Reset]:
+        """The vehicle's judged run resets (a handful: one per verified repair), read once."""
+        if self.resets is None:
+            self.resets = [judgement.Reset(at, pk) for pk, at in
+                           self.session.connection().execute(_RESETS, {"vehicle_id": self.vehicle.id})]
+        return self.resets
+
     def _stored_after(self, key: tuple[datetime, int]) -> Iterator[judgement.Stored]:
         """The vehicle's stored timeline after `key`, in measurement order, read page by page."""
-        at, pk = key
-        resets = [
-            judgement.Stored(judgement.Reset(r.at, r.id), {}, [], [], 0) for r in self.session.execute(
-                select(RunReset.id, RunReset.at).where(
-                    RunReset.vehicle_id == self.vehicle.id, RunReset.status == PROCESSED,
-                    RunReset.at > at if pk == 0 else RunReset.at >= at)
-                .order_by(RunReset.at, RunReset.id))
-            if (r.at, 0) > key
-        ]
-        events = self._stored_events(at, pk)
+        resets = [judgement.Stored(r, {}, [], [], 0) for r in self._resets() if r.key > key]
+        events = self._stored_events(*key)
         next_event = next(events, None)
         while resets or next_event is not None:
             if resets and (next_event is None or
@@ -399,14 +397,9 @@ class _Timeline:
                 next_event = next(events, None)
 
     def _stored_events(self, at: datetime, pk: int) -> Iterator[judgement.Stored]:
-        while True:
-            rows = self.session.execute(
-                select(Event.id, Event.measured_at, Event.payload, Event.limits, Event.exceeded, Event.runs,
-                       Event.judged, Event.warnings)
-                .where(*_timeline_of(self.vehicle.id), or_(Event.measured_at > at, and_(Event.measured_at == at,
-                                                                                        Event.id > pk)))
-                .order_by(Event.measured_at, Event.id).limit(REPLAY_PAGE)
-            ).all()
+        for page in itertools.chain(REPLAY_PAGES, itertools.repeat(REPLAY_PAGES[-1])):
+            rows = self.session.connection().execute(_AFTER, {"vehicle_id": self.vehicle.id, "at": at, "pk": pk,
+                                                 "page": page}).all()
             if not rows:
                 return
             revised = _latest_revisions(self.session, [r.id for r in rows])
@@ -418,19 +411,39 @@ class _Timeline:
             at, pk = rows[-1].measured_at, rows[-1].id
 
 
+# The replay's statements, built once (building one took about as long as running it) and run
+# on the connection: Core rows skip the ORM's per-statement layer.
+_TIMELINE = (Event.vehicle_id == bindparam("vehicle_id"), Event.status == PROCESSED, Event.runs.is_not(None))
+_AT, _PK = bindparam("at", type_=Event.measured_at.type), bindparam("pk")
+_BEFORE = (
+    select(Event.measured_at, Event.id, Event.runs)
+    .where(*_TIMELINE, Event.measured_at <= _AT,  # the range the (vehicle_id, measured_at) index seeks
+           or_(Event.measured_at < _AT, and_(Event.measured_at == _AT, Event.id < _PK)))
+    .order_by(Event.measured_at.desc(), Event.id.desc()).limit(1)
+)
+_AFTER = (
+    select(Event.id, Event.measured_at, Event.payload, Event.limits, Event.exceeded, Event.runs, Event.judged,
+           Event.warnings)
+    .where(*_TIMELINE, Event.measured_at >= _AT,
+           or_(Event.measured_at > _AT, and_(Event.measured_at == _AT, Event.id > _PK)))
+    .order_by(Event.measured_at, Event.id).limit(bindparam("page"))
+)
+_RESETS = (
+    select(RunReset.id, RunReset.at)
+    .where(RunReset.vehicle_id == bindparam("vehicle_id"), RunReset.status == PROCESSED)
+    .order_by(RunReset.at, RunReset.id)
+)
+_REVISIONS = (
+    select(VerdictRevision.event_id, VerdictRevision.rev, VerdictRevision.judged, VerdictRevision.warnings)
+    .where(VerdictRevision.event_id.in_(bindparam("ids", expanding=True)))
+    .order_by(VerdictRevision.event_id, VerdictRevision.rev)
+)
+
+
 def _latest_revisions(session: Session, event_ids: list[int]) -> dict[int, tuple[list[str], list[str], int]]:
     """Each event's current decision from its latest revision, and how many it has."""
-    found: dict[int, tuple[list[str], list[str], int]] = {}
-    query = (select(VerdictRevision.event_id, VerdictRevision.rev, VerdictRevision.judged, VerdictRevision.warnings)
-             .where(VerdictRevision.event_id.in_(event_ids)).order_by(VerdictRevision.event_id, VerdictRevision.rev))
-    for event_id, rev, judged, warnings in session.execute(query):
-        found[event_id] = (judged, warnings, rev)
-    return found
-
-
-def _timeline_of(vehicle_id: int) -> tuple[Any, ...]:
-    """The stored, valid, judgeable measurements of a vehicle."""
-    return (Event.vehicle_id == vehicle_id, Event.status == PROCESSED, Event.runs.is_not(None))
+    return {event_id: (judged, warnings, rev)
+            for event_id, rev, judged, warnings in session.connection().execute(_REVISIONS, {"ids": event_ids})}
 
 
 def _apply_verdict(

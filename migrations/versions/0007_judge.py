@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["policy_digest"], ["policies.digest"],
                                 name=op.f("fk_rs_verdict_revisions_policy_digest_policies")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rs_verdict_revisions")),
-        sa.UniqueConstraint("event_id", "rev", name=op.f("uq_rs_verdict_revisions_event_id")),
+        sa.UniqueConstraint("event_id", "rev", name=op.f("uq_rs_verdict_revisions_event_id_rev")),
     )
     op.create_table(
         "rs_run_resets",

@@ -448,10 +448,11 @@ def test_remote_sensing_violations_list_a_vehicle(app, client, transport, statio
     # Local noon of today, or of yesterday before noon: in the past, and far from midnight.
     noon = now.replace(hour=12, minute=0, second=0) - timedelta(days=1 if now.hour < 12 else 0)
     high = {"no_ppm": 1600}
-    # Pairs of consecutive exceedances on three different days: three violations, three strikes.
+    # Pairs of consecutive exceedances (two trips, more than the minimum gap apart) on three
+    # different days: three violations, three strikes.
     for day_back in (2, 1, 0):
         for k in range(2):
-            at = noon - timedelta(days=day_back, minutes=10 - k)
+            at = noon - timedelta(days=day_back, hours=3 - 2 * k)
             r = station.post_json("/api/v1/remote-sensing/events",
                                   event(f"e{day_back}-{k}", at=at, plate=plate(1), measurements=high))
             assert r.status_code == 202, r.get_json()

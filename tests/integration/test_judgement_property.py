@@ -4,20 +4,25 @@ measurement order."""
 
 from __future__ import annotations
 
+import random
+import threading
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.registry import Vehicle
 from enforcement.listings import rolling_periods
 from enforcement.models import Listing, Strike, Violation
 from remote_sensing.judgement import Measurement, order_key, replay
+from remote_sensing.models import Event
 from tests.conftest import _clean
 from tests.factories import CST, event
+from workers import jobs
 
 TZ = ZoneInfo("Asia/Shanghai")
 PLATES = ["苏B12345", "苏B54321"]
@@ -115,3 +120,42 @@ def test_arrival_order_does_not_change_the_outcome(app, make_station, drain, his
             want |= {(vid, p.start, p.end) for p in rolling_periods(
                 [tuple(h) for h in held], policy.strike_window_days_without_cycle, policy.strikes_threshold)}
         assert listed == want
+
+
+def test_two_judges_at_once_give_the_outcome_of_judging_in_order(app, station, drain):
+    """Two workers drain a shuffled backlog of one vehicle in small batches at the same time."""
+    rt = app.extensions["lantian"]
+    if rt.rq_queue is None:
+        pytest.skip("inline jobs judge each upload at once: no backlog for two workers to share")
+    rng = random.Random(5)
+    items = [{"vehicle": 0, "station": 0, "kind": rng.choice(["exceed", "exceed", "pass", "invalid"]),
+              "at": BASE + timedelta(hours=3 * k)} for k in range(60)]
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    pks = [0] * len(items)
+    for n in order:
+        measurements, extra = READINGS[items[n]["kind"]]
+        r = station.post_json("/api/v1/remote-sensing/events",
+                              event(f"e{n}", at=items[n]["at"], measurements=measurements, **extra))
+        assert r.status_code == 202, r.get_json()
+        pks[n] = r.get_json()["id"]
+    rt.settings.judge_batch_size = 4
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            jobs.judge_pending()
+        except BaseException as err:  # reported below: a thread's exception is otherwise lost
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    grounding, _ = expected(items, pks, rt.settings.policy)
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Event).where(Event.status == "received")) == 0
+        active = {int(v.source_ref) for v in s.scalars(select(Violation).where(Violation.status == "active"))}
+    assert active == grounding

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -59,3 +60,46 @@ def test_0006_keeps_violations_cases_and_listings(scratch):
         assert bool(conn.execute(text("SELECT waived FROM penalties")).scalar_one())
         calibrated_from = conn.execute(text("SELECT calibrated_from FROM stations")).scalar_one()
         assert str(calibrated_from)[:10] == (date(2026, 11, 20) - timedelta(days=730)).isoformat()
+
+
+def test_0007_judge_keeps_first_verdicts_and_run_state(scratch):
+    upgrade(scratch, "0006")
+    with connect(scratch) as conn:
+        _seed_0005(conn)
+        conn.execute(text("INSERT INTO policies (digest, version, body, first_used_at) "
+                          f"VALUES ('p1', '2026.11', '{{}}', '{NOW}')"))
+        # A run in progress of no_ppm (count 1 at event 10, carried by event 11 that did not
+        # measure it), and co_pct judged at event 12.
+        rows = [
+            (10, "2026-11-20 01:00:00", '{"no_ppm": {"count": 1, "first": "2026-11-20T09:00:00+08:00"}}', "[]",
+             '["no_ppm"]'),
+            (11, "2026-11-20 03:00:00", '{"no_ppm": {"count": 1, "first": "2026-11-20T09:00:00+08:00"}}', "[]", "[]"),
+            (12, "2026-11-20 05:00:00", '{"no_ppm": {"count": 1, "first": "2026-11-20T09:00:00+08:00"}}',
+             '["co_pct"]', "[]"),
+        ]
+        for pk, at, runs, judged, warnings in rows:
+            conn.execute(text(
+                "INSERT INTO rs_events (id, station_id, event_id, body_hash, payload, measured_at, received_at, status,"
+                " valid, reasons, verdict, exceeded, fuel_type, vehicle_id, runs, judged, warnings, limits,"
+                f" policy_digest) VALUES ({pk}, 1, 'e{pk}', 'h', '{{}}', '{at}', '{at}', 'processed', true, '[]',"
+                f" 'exceed', '[\"no_ppm\"]', 'diesel', 1, '{runs}', '{judged}', '{warnings}', '{{}}', 'p1')"))
+        conn.execute(text("INSERT INTO rs_vehicle_runs (vehicle_id, event_id, measured_at, runs) VALUES "
+                          f"(1, 12, '2026-11-20 05:00:00', '{rows[2][2]}')"))
+    upgrade(scratch, "0007_judge")
+    with connect(scratch) as conn:
+        first = conn.execute(text(
+            "SELECT id, verdict, judged, warnings, policy_digest FROM rs_events ORDER BY id")).all()
+        assert [(r[0], r[1], r[4]) for r in first] == [(10, "exceed", "p1"), (11, "exceed", "p1"),
+                                                        (12, "exceed", "p1")]
+        assert ["co_pct" in str(r[2]) for r in first] == [False, False, True]
+        runs = {pk: json.loads(r) if isinstance(r, str) else r
+                for pk, r in conn.execute(text("SELECT id, runs FROM rs_events"))}
+        member = ["2026-11-20T09:00:00+08:00", 10]
+        assert runs[10] == {"no_ppm": {"members": [member], "last": member[0]}}
+        assert runs[11] == runs[10]  # carried over, not a second member
+        assert runs[12] == {"no_ppm": {"members": [member], "last": member[0]},
+                            "co_pct": {"members": [], "last": "2026-11-20T13:00:00+08:00"}}
+        latest = conn.execute(text("SELECT runs FROM rs_vehicle_runs")).scalar_one()
+        assert (json.loads(latest) if isinstance(latest, str) else latest) == runs[12]
+        assert conn.execute(text("SELECT count(*) FROM rs_verdict_revisions")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM rs_run_resets")).scalar_one() == 0

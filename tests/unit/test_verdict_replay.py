@@ -4,6 +4,7 @@ against an in-memory store)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,19 +38,21 @@ class Store:
         self.visited = 0
 
     def judge(self, batch: list[Item]) -> None:
-        first = order_key(min(batch, key=order_key))
-        ordered = sorted(self.items)
-        before = [k for k in ordered if k < first]
-        start = self.items[before[-1]].runs if before else None
-        after = (self.items[k] for k in ordered if k > first)
-        for o in rejudge(start, batch, after, self.policy, TZ):
-            key = order_key(o.item)
+        """Like the judge's transaction: it reads the store as it stood before the batch and
+        writes every outcome at the end."""
+        outcomes = list(rejudge(batch, self.seek, self.policy, TZ))
+        for o in outcomes:
             old = o.stored
             decision = (o.judgement.judged, o.judgement.warnings)
             changed = old is not None and decision != (old.judged, old.warnings)
-            self.items[key] = Stored(o.item, o.judgement.runs, *decision,
-                                     (old.revisions + changed) if old else 0)
+            self.items[order_key(o.item)] = Stored(o.item, o.judgement.runs, *decision,
+                                                   (old.revisions + changed) if old else 0)
             self.visited += old is not None
+
+    def seek(self, key: tuple) -> tuple[dict | None, Iterator[Stored]]:
+        ordered = sorted(self.items)
+        before = [k for k in ordered if k < key]
+        return (self.items[before[-1]].runs if before else None), (self.items[k] for k in ordered if k > key)
 
     def decisions(self) -> dict[tuple, tuple[list[str], list[str]]]:
         return {k: (s.judged, s.warnings) for k, s in self.items.items()}
@@ -130,6 +133,11 @@ def test_a_late_event_stops_at_convergence() -> None:
     store.visited = 0
     store.judge([Measurement(T0 + timedelta(days=10, hours=12), 5000, NO, frozenset())])
     assert store.visited <= 2
-    decisions, _ = reference([*items, Measurement(T0 + timedelta(days=10, hours=12), 5000, NO, frozenset())],
+    # 100 late passes spread over the history: each stretch converges on its own.
+    store.visited = 0
+    late = [Measurement(T0 + timedelta(days=10 * k + 3, hours=12), 6000 + k, NO, frozenset()) for k in range(100)]
+    store.judge(late)
+    assert store.visited <= 2 * len(late)
+    decisions, _ = reference([*items, Measurement(T0 + timedelta(days=10, hours=12), 5000, NO, frozenset()), *late],
                              policy)
     assert store.decisions() == decisions
