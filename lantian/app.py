@@ -91,9 +91,8 @@ class CookieSessions(SecureCookieSessionInterface):
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings()
-    if settings.secret_key == Settings.model_fields["secret_key"].default:
-        log.warning("LANTIAN_SECRET_KEY is not set: tokens are signed with a public default key")
+    rt = runtime_mod.build(settings or Settings())  # refuses to start without keys in production
+    settings = rt.settings
     app = Flask("lantian", instance_relative_config=False)
     app.json = JSONProvider(app)
     app.session_interface = CookieSessions()
@@ -106,7 +105,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
     )
-    rt = runtime_mod.build(settings)
     runtime_mod.activate(rt)
     app.extensions["lantian"] = rt
     api = Api(app)

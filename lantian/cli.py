@@ -18,9 +18,13 @@ from core.web import runtime
 
 
 def _create_app() -> Flask:
+    from core.keys import MissingKey
     from lantian.app import create_app
 
-    return create_app()
+    try:
+        return create_app()
+    except MissingKey as err:
+        raise SystemExit(f"lantian: {err}") from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)

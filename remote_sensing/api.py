@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from core.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, NotFound
 from core.identity import Role, Station
 from core.registry import Vehicle
 from core.web import (
@@ -51,6 +51,8 @@ def post_event() -> Response:
     body = json_body()  # its text is checked here
     outcome = ingest.ingest(_store(), g.station.id, [body], runtime().settings.future_tolerance_s, text_checked=True)[0]
     if outcome.status == ingest.INVALID:
+        if g.station.unconfirmed is not None:
+            confirm_station(KIND)  # a suspended or re-keyed station hears 401/403, never a 422 first
         raise ValidationError(outcome.errors or {})
     if outcome.status == ingest.CONFLICT:
         raise Conflict(
@@ -93,7 +95,7 @@ def get_event(event_pk: int) -> dict[str, Any]:
         raise NotFound("no such event")
     event, station_code = row
     if g.station is not None and g.station.id != event.station_id:
-        raise Forbidden("a station reads only its own events", code="not_your_event")
+        raise NotFound("no such event")  # as for a missing one: ids of other stations are not probed
     if g.person is not None and not g.person.sees(_event_region(session, event)):
         raise NotFound("no such event")
     policy = session.get(PolicyRecord, event.policy_digest) if event.policy_digest else None

@@ -47,10 +47,17 @@ def test_signature_matches_the_contract_formula():
     assert not identity.signature_matches("s3cret", expected, "POST", "/api/v1/x", "1700000000", body)
 
 
-@pytest.mark.parametrize("ts, ok", [("1000", True), ("700", True), ("699", False), ("1301", False), ("abc", False),
-                                    ("", False)])
-def test_timestamp_window(ts, ok):
-    assert identity.timestamp_fresh(ts, 1000.0, 300) is ok
+@pytest.mark.parametrize("ts, ok", [("1000", True), ("700", True), ("1300", True), ("699", False), ("1301", False),
+                                    ("abc", False), ("", False), ("１０００", False), ("1000.0", False)])
+def test_timestamp_window_is_symmetric(ts, ok):
+    assert (identity.timestamp_problem(ts, 1000, 300) is None) is ok
+
+
+def test_timestamp_messages_name_the_server_time_and_milliseconds():
+    stale = identity.timestamp_problem("1764600000", 1764620000, 300)
+    assert "20000 s" in stale and "server time 1764620000 (2025-12-01T20:13:20Z)" in stale
+    ms = identity.timestamp_problem("1764620000123", 1764620000, 300)
+    assert "looks like milliseconds" in ms and "unix seconds" in ms
 
 
 def test_password_hash_is_argon2_and_verifies():
