@@ -245,7 +245,8 @@ def timestamp_problem(timestamp: str, now: int, window_s: int) -> str | None:
     if ts >= _MILLISECONDS_FROM:
         return f"X-Timestamp {ts} looks like milliseconds: it must be unix seconds; {server}"
     if abs(now - ts) > window_s:
-        return f"X-Timestamp {ts} is {abs(now - ts)} s from the server clock (at most {window_s} s either way); {server}"
+        return (f"X-Timestamp {ts} is {abs(now - ts)} s from the server clock (at most {window_s} s either way); "
+                f"{server}")
     return None
 
 

@@ -64,7 +64,8 @@ def build(settings: Settings) -> Runtime:
     audit.install(sessions)
     queue.install(sessions, dispatcher)
     box = keys.SecretBox(settings.station_key_encryption_key or "")
-    return Runtime(settings, engine, sessions, read_engine, read_sessions, dispatcher, redis, rq_queue, os.getpid(), box)
+    return Runtime(settings, engine, sessions, read_engine, read_sessions, dispatcher, redis, rq_queue, os.getpid(),
+                   box)
 
 
 _current: Runtime | None = None

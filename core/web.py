@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +28,7 @@ from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from core import identity, regions
+from core import identity, logs, regions
 from core.db import DriverConnection, driver_sql
 from core.errors import ApiError, Forbidden, TooManyRequests, Unauthorized
 from core.runtime import Runtime
@@ -176,6 +178,7 @@ class StationCaller:
     id: int
     kind: str
     region: str
+    code: str = ""
     # Set when accepted on remembered credentials (`require_station(remembered=True)`).
     unconfirmed: identity.StationKey | None = None
 
@@ -183,6 +186,7 @@ class StationCaller:
 @dataclass(frozen=True)
 class _StationRow:
     id: int
+    code: str
     kind: str
     region: str
     sealed: str
@@ -193,7 +197,7 @@ class _StationRow:
 # Core, not ORM, and on PostgreSQL straight through the driver: this runs on every station request.
 _STATION_COLUMNS = identity.Station.__table__.c
 _STATION_BY_KEY = select(
-    _STATION_COLUMNS.id, _STATION_COLUMNS.kind, _STATION_COLUMNS.region, _STATION_COLUMNS.secret,
+    _STATION_COLUMNS.id, _STATION_COLUMNS.code, _STATION_COLUMNS.kind, _STATION_COLUMNS.region, _STATION_COLUMNS.secret,
     _STATION_COLUMNS.suspended,
 ).where(_STATION_COLUMNS.key_id == bindparam("key_id"))
 
@@ -206,8 +210,8 @@ def _read_station(key_id: str) -> _StationRow | None:
     if row is None:
         rt.station_keys.pop(key_id, None)
         return None
-    station_id, kind, region, sealed, suspended = row
-    found = _StationRow(station_id, kind, region, sealed, suspended, rt.station_box.open(sealed))
+    station_id, code, kind, region, sealed, suspended = row
+    found = _StationRow(station_id, code, kind, region, sealed, suspended, rt.station_box.open(sealed))
     if rt.postgres:
         rt.station_keys[key_id] = found
     return found
@@ -231,7 +235,8 @@ def _authenticate_station(kind: str | None, *, remembered: bool = False) -> Stat
 
     known = rt.station_keys.get(key_id) if remembered else None
     if known is not None and not known.suspended and known.kind == kind and signed_with(known.secret):
-        return StationCaller(known.id, known.kind, known.region, identity.StationKey(key_id, known.sealed))
+        return StationCaller(known.id, known.kind, known.region, known.code,
+                             identity.StationKey(key_id, known.sealed))
     # Every refusal is decided on the station as stored now.
     row = _read_station(key_id)
     if row is None:
@@ -242,7 +247,7 @@ def _authenticate_station(kind: str | None, *, remembered: bool = False) -> Stat
         raise Forbidden("this station is suspended", code="station_suspended")
     if kind and row.kind != kind:
         raise Forbidden(f"only {kind} stations may post here", code="wrong_station_kind")
-    return StationCaller(row.id, row.kind, row.region)
+    return StationCaller(row.id, row.kind, row.region, row.code)
 
 
 def confirm_station(kind: str | None) -> StationCaller:
@@ -379,3 +384,31 @@ def install_error_handlers(app: Flask) -> None:
     def _unexpected(err: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+# --- one log line per request ------------------------------------------------------------
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_access = logs.get("lantian.request")
+
+
+def install_request_log(app: Flask) -> None:
+    """A JSON line per request: its id (X-Request-ID, sent back), method, path, the station
+    code or username, status and duration; plates in the path are masked (core.logs)."""
+
+    @app.before_request
+    def _start() -> None:
+        sent = request.headers.get("X-Request-ID", "")
+        g.request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        station, person = g.get("station"), g.get("person")
+        _access.info(
+            "request", request_id=g.get("request_id"), method=request.method, path=request.path,
+            status=response.status_code, duration_ms=round((time.perf_counter() - g.get("started", 0.0)) * 1000, 2),
+            station=station.code if station else None, user=person.username if person else None,
+        )
+        return response

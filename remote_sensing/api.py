@@ -16,6 +16,7 @@ from core.web import (
     confirm_station,
     db,
     driver,
+    error_response,
     json_body,
     require_station,
     runtime,
@@ -38,6 +39,15 @@ def _store() -> ingest.Store:
     if not rt.postgres:
         return ingest.SessionStore(db())
     return ingest.DriverStore(driver(), rt.dispatcher, g.station.unconfirmed, lambda: confirm_station(KIND))
+
+
+@blp.errorhandler(413)
+def _too_large(_err: Exception) -> Response:
+    settings = runtime().settings
+    size = f"{settings.max_body_bytes} bytes ({settings.max_body_bytes / 2**20:g} MiB)"
+    return error_response(413, "body_too_large", (
+        f"the body is over the {size} limit; send events in batches of at most {settings.max_batch_events} "
+        f"to POST /api/v1/remote-sensing/events/batch, each body under {size}"))
 
 
 # `remembered`: the hottest route skips reading the station when the request is signed with

@@ -63,6 +63,8 @@ def settings(database_url: str, tmp_path: Any) -> Settings:
         database_url=database_url,
         redis_url=TEST_REDIS,
         secret_key="test-secret-key-that-is-at-least-32-bytes",
+        station_key_encryption_key="test-station-key-encryption-key",
+        instance_dir=str(tmp_path / "instance"),
         media_dir=str(tmp_path / "media"),
         queue_name="lantian-test",
         judge_linger_ms=0,  # tests drain on purpose; the real-worker test runs with the default
