@@ -195,12 +195,13 @@ def users() -> None:
 
 @users.command("create")
 @click.option("--username", required=True)
-@click.option("--password", required=True)
+@click.option("--password", help="omit to read it from standard input (kept out of the shell history)")
 @click.option("--role", required=True, type=click.Choice([r.value for r in identity.Role]))
 @click.option("--region", callback=_region)
 @click.option("--org", "org_code")
 @with_appcontext
-def users_create(username: str, password: str, role: str, region: str | None, org_code: str | None) -> None:
+def users_create(username: str, password: str | None, role: str, region: str | None, org_code: str | None) -> None:
+    password = password or _password_from_stdin()
     with runtime().sessions() as session, session.begin():
         if session.scalar(select(identity.User).where(identity.User.username == username)):
             raise click.ClickException(f"user {username} already exists")
@@ -218,6 +219,13 @@ def users_create(username: str, password: str, role: str, region: str | None, or
         audit.append(session, actor="cli", action="user.created", subject_type="user", subject_id=user.id,
                      data={"username": username, "role": role, "region": user.region})
     _emit({"id": user.id, "username": username, "role": role, "region": user.region, "org": org_code})
+
+
+def _password_from_stdin() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.ClickException("no password on standard input")
+    return password
 
 
 def _user(session: Session, username: str) -> identity.User:
@@ -241,11 +249,11 @@ def users_list() -> None:
             _emit(_user_view(user))
 
 
-def _change_user(username: str, action: str, change: Callable[[identity.User], dict]) -> None:
+def _change_user(username: str, action: str, change: Callable[[Session, identity.User], dict]) -> None:
     """Apply `change` to the user, end every token issued before it, record it in the audit trail."""
     with runtime().sessions() as session, session.begin():
         user = _user(session, username)
-        data = change(user)
+        data = change(session, user)
         user.token_version += 1
         audit.append(session, actor="cli", action=action, subject_type="user", subject_id=user.id,
                      data={"username": username, **data})
@@ -258,7 +266,7 @@ def _change_user(username: str, action: str, change: Callable[[identity.User], d
 @with_appcontext
 def users_deactivate(username: str) -> None:
     """The person can no longer sign in; their tokens stop at once."""
-    _change_user(username, "user.deactivated", lambda user: setattr(user, "active", False) or {})
+    _change_user(username, "user.deactivated", lambda _s, user: setattr(user, "active", False) or {})
 
 
 @users.command("activate")
@@ -266,7 +274,7 @@ def users_deactivate(username: str) -> None:
 @with_appcontext
 def users_activate(username: str) -> None:
     """The person may sign in again (tokens from before the deactivation stay dead)."""
-    _change_user(username, "user.activated", lambda user: setattr(user, "active", True) or {})
+    _change_user(username, "user.activated", lambda _s, user: setattr(user, "active", True) or {})
 
 
 @users.command("set-password")
@@ -274,11 +282,8 @@ def users_activate(username: str) -> None:
 @with_appcontext
 def users_set_password(username: str) -> None:
     """Read the new password from standard input (one line), never the command line."""
-    password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        raise click.ClickException("no password on standard input")
-    hashed = identity.hash_password(password)
-    _change_user(username, "user.password_set", lambda user: setattr(user, "password_hash", hashed) or {})
+    hashed = identity.hash_password(_password_from_stdin())
+    _change_user(username, "user.password_set", lambda _s, user: setattr(user, "password_hash", hashed) or {})
 
 
 @users.command("set-role")
@@ -289,19 +294,15 @@ def users_set_password(username: str) -> None:
 def users_set_role(username: str, role: str, region: str | None) -> None:
     """Change a person's role and region; their tokens stop at once."""
 
-    def change(user: identity.User) -> dict:
-        if role in identity.ORG_KINDS and (user.org_id is None or _org_kind(user) != role):
+    def change(session: Session, user: identity.User) -> dict:
+        org_kind = session.scalar(select(identity.Org.kind).where(identity.Org.id == user.org_id))
+        if role in identity.ORG_KINDS and org_kind != role:
             raise click.ClickException(f"a {role} user must belong to an org of kind {role}")
         before = {"role": user.role, "region": user.region}
         user.role, user.region = role, region
         return {"before": before, "role": role, "region": region}
 
     _change_user(username, "user.role_set", change)
-
-
-def _org_kind(user: identity.User) -> str | None:
-    with runtime().sessions() as session:
-        return session.scalar(select(identity.Org.kind).where(identity.Org.id == user.org_id))
 
 
 @cli.group()

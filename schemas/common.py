@@ -123,16 +123,22 @@ def too_deep(data: bytes) -> bool:
     return bool(brackets) and 2 * (brackets.count(b"[") + brackets.count(b"{")) == len(brackets)
 
 
+def _too_deep_error(what: str) -> ApiError:
+    return ApiError(f"{what} nests arrays and objects deeper than {MAX_JSON_DEPTH} levels", code="too_deep")
+
+
 def parse_json(data: str | bytes, what: str = "the body", *, check_text: bool = True) -> Any:
     """A request body or part as JSON: 400 when it is not JSON or nests deeper than 32 levels,
     422 when its text or numbers cannot be stored (text: unless the caller checks its items
     one by one, as a batch does)."""
     if too_deep(data.encode() if isinstance(data, str) else data):
-        raise ApiError(f"{what} nests arrays and objects deeper than {MAX_JSON_DEPTH} levels", code="too_deep")
+        raise _too_deep_error(what)
     try:
         value = json.loads(data, parse_constant=_not_json, parse_float=_finite)
     except _NumberOutOfRange:
         raise ValidationError({"_schema": [f"{what} {NUMBER_OUT_OF_RANGE}"]}) from None
+    except RecursionError:  # unbalanced brackets deeper than the interpreter's stack
+        raise _too_deep_error(what) from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(f"{what} is not valid JSON", code="malformed_json") from None
     if check_text and may_hold_unstorable(data):

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from core import keys, logs
 from core.identity import Station
 from core.settings import Settings
+from lantian.cli import cli
 from tests.conftest import cli_json
 from tests.factories import event, vehicle
 from tests.integration.test_black_smoke_page import csrf, signed_in
@@ -76,13 +77,12 @@ def test_station_secrets_are_sealed_at_rest_and_rotation_stops_the_old_one(app, 
     assert r.status_code == 401 and error(r)["code"] == "unknown_key"
     station.key_id, station.secret = rotated["key_id"], rotated["secret"]
     assert station.post_json(EVENTS, event("after")).status_code == 202
-    listed = runner.invoke(args=["stations", "list"]).output
+    listed = runner.invoke(cli, ["stations", "list"]).output
     assert json.loads(listed.splitlines()[0])["key_id"] == rotated["key_id"] and rotated["secret"] not in listed
 
 
 def test_reseal_under_a_new_encryption_key_keeps_stations_signing(app, settings, runner, station):
     from lantian.app import create_app
-    from lantian.cli import cli
 
     newer = create_app(settings.model_copy(update={
         "station_key_encryption_key": "a-newer-key," + settings.station_key_encryption_key}))
@@ -126,8 +126,6 @@ def test_role_and_region_changes_end_older_tokens_and_the_new_role_applies(clien
 
 
 def test_set_password_reads_standard_input_and_ends_older_tokens(client, runner, officer):
-    from lantian.cli import cli
-
     old = token(client, officer, "first-pw")
     result = runner.invoke(cli, ["users", "set-password", "--username", officer], input="second-pw\n")
     assert result.exit_code == 0, result.output
@@ -141,7 +139,7 @@ def test_a_deleted_user_token_is_refused_and_users_list_shows_no_hash(app, clien
     from core.identity import User
 
     old = token(client, officer, "first-pw")
-    listed = runner.invoke(args=["users", "list"]).output
+    listed = runner.invoke(cli, ["users", "list"]).output
     assert json.loads(listed.splitlines()[0])["username"] == officer and "argon2" not in listed
     with app.extensions["lantian"].sessions() as s, s.begin():
         s.execute(update(User).values(username="gone", active=False))
@@ -318,7 +316,7 @@ def test_pages_send_csp_and_anti_framing_and_the_cookie_is_lax_httponly(app, run
         csp.split("script-src")[1].split(";")[0]
     assert page.headers["X-Frame-Options"] == "DENY"
     client = app.test_client()
-    runner.invoke(args=["users", "create", "--username", "li", "--password", "pw-li", "--role", "env_officer"])
+    cli_json(runner, "users", "create", "--username", "li", "--password", "pw-li", "--role", "env_officer")
     r = client.post("/review/login", data={"username": "li", "password": "pw-li",
                                            "csrf": csrf(client.get("/review/login").data)})
     cookie = r.headers["Set-Cookie"]
