@@ -1,4 +1,4 @@
-"""0007_security on a database made by 0006, holding data: station secrets are sealed in place
+"""0008_security on a database made by 0007_judge, holding data: station secrets are sealed in place
 (stations keep signing), people keep their accounts, and the way back opens the secrets again."""
 
 from __future__ import annotations
@@ -20,20 +20,20 @@ def _to(url: str, revision: str, *, down: bool = False) -> None:
     (command.downgrade if down else command.upgrade)(config, revision)
 
 
-def test_0007_seals_station_secrets_and_keeps_users(scratch):  # noqa: F811
+def test_0008_seals_station_secrets_and_keeps_users(scratch):  # noqa: F811
     upgrade(scratch, "0005")
     with connect(scratch) as conn:
         _seed_0005(conn)
-    upgrade(scratch, "0006")
+    upgrade(scratch, "0007_judge")
     with connect(scratch) as conn:
         conn.execute(text("INSERT INTO users (id, username, password_hash, role, active, created_at) "
                           f"VALUES (1, 'wang', 'h', 'police', true, '{NOW}')"))
-    _to(scratch, "0007_security")
+    _to(scratch, "0008_security")
     with connect(scratch) as conn:
         sealed = conn.execute(text("SELECT secret FROM stations WHERE code = 'RS1'")).scalar_one()
         assert sealed != "s" and SecretBox(KEY).open(sealed) == "s"
         assert tuple(conn.execute(text("SELECT username, token_version FROM users")).one()) == ("wang", 0)
         conn.execute(text(f"INSERT INTO signin_failures (username, address, at) VALUES ('wang', '::1', '{NOW}')"))
-    _to(scratch, "0006", down=True)
+    _to(scratch, "0007_judge", down=True)
     with connect(scratch) as conn:
         assert conn.execute(text("SELECT secret FROM stations")).scalar_one() == "s"

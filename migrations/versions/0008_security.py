@@ -1,7 +1,7 @@
 """security: token versions, sign-in failures, station secrets sealed at rest
 
-Revision ID: 0007_security
-Revises: 0006
+Revision ID: 0008_security
+Revises: 0007_judge
 Create Date: 2026-12-01
 
 Existing station secrets are encrypted in place with the station key encryption key (the
@@ -14,8 +14,8 @@ from alembic import context, op
 
 import core.db
 
-revision = "0007_security"
-down_revision = "0006"
+revision = "0008_security"
+down_revision = "0007_judge"
 branch_labels = None
 depends_on = None
 
