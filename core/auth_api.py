@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from core import identity
 from core.errors import Unauthorized
-from core.web import db, runtime
+from core.web import runtime, sign_in
 from schemas.auth import TokenIn, TokenOut
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Bearer tokens for people")
@@ -17,8 +17,9 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Bearer
 @blp.post("/token")
 @blp.arguments(TokenIn)
 @blp.response(200, TokenOut)
+@blp.alt_response(429, description="too many failed sign-ins for this username or address (Retry-After)")
 def token(body: dict[str, Any]) -> dict[str, Any]:
-    user = identity.authenticate(db(), body["username"], body["password"])
+    user = sign_in(body["username"], body["password"])
     if user is None:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     settings = runtime().settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -13,7 +14,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, Date, Float, ForeignKey, String, bindparam, exists, select
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String, bindparam, delete, exists, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base, BigId, UTCDateTime, utcnow
@@ -50,7 +51,21 @@ class User(Base):
     region: Mapped[str | None] = mapped_column(String(6))
     org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped by every deactivation and role, region or password change: older tokens die.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SigninFailure(Base):
+    """A failed sign-in, kept for the throttling window (core.settings `signin_*`)."""
+
+    __tablename__ = "signin_failures"
+    __table_args__ = (Index("ix_signin_failures_username_at", "username", "at"),
+                      Index("ix_signin_failures_address_at", "address", "at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Station(Base):
@@ -68,8 +83,9 @@ class Station(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
     key_id: Mapped[str] = mapped_column(String(64), unique=True)
-    # HMAC verification needs the shared secret itself; it never leaves the server again.
-    secret: Mapped[str] = mapped_column(String(128))
+    # HMAC verification needs the shared secret itself, so it is stored sealed (encrypted,
+    # core.keys.SecretBox) rather than hashed; it never leaves the server again.
+    secret: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -79,12 +95,12 @@ class StationKey:
     made on the condition KEY_STILL_VALID, bound to them."""
 
     key_id: str
-    secret: str
+    sealed: str  # the secret as stored (sealed): compared in SQL, never the plaintext
 
 
 # The station still has that key and secret and is not suspended, when the write happens.
 KEY_STILL_VALID = exists().where(
-    Station.key_id == bindparam("key_id"), Station.secret == bindparam("secret"), Station.suspended.is_(False)
+    Station.key_id == bindparam("key_id"), Station.secret == bindparam("sealed"), Station.suspended.is_(False)
 )
 
 
@@ -116,6 +132,52 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user if verify_password(user.password_hash, password) else None
 
 
+# --- sign-in throttling ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throttle:
+    max_failures: int
+    max_failures_per_address: int
+    window_s: int
+
+
+class TooManyAttempts(Exception):
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(retry_after_s)
+        self.retry_after_s = retry_after_s
+
+
+def _locked_for(session: Session, column: Any, value: str, limit: int, since: datetime, now: datetime,
+                window_s: int) -> int:
+    """Seconds until fewer than `limit` failures of `value` lie in the window (0: not locked)."""
+    recent = select(SigninFailure.at).where(column == value, SigninFailure.at > since)
+    times = session.scalars(recent.order_by(SigninFailure.at.desc()).limit(limit)).all()
+    if len(times) < limit:
+        return 0
+    return max(1, math.ceil((times[-1] + timedelta(seconds=window_s) - now).total_seconds()))
+
+
+def sign_in(session: Session, username: str, password: str, address: str, throttle: Throttle,
+            now: datetime) -> User | None:
+    """`authenticate`, refused with TooManyAttempts (before any password is checked) while the
+    username or the address has too many recent failures; a failure is recorded (committed)."""
+    since = now - timedelta(seconds=throttle.window_s)
+    session.execute(delete(SigninFailure).where(SigninFailure.at <= since))
+    wait = max(_locked_for(session, SigninFailure.username, username, throttle.max_failures, since, now,
+                           throttle.window_s),
+               _locked_for(session, SigninFailure.address, address, throttle.max_failures_per_address, since,
+                           now, throttle.window_s))
+    if wait:
+        session.commit()
+        raise TooManyAttempts(wait)
+    user = authenticate(session, username, password)
+    if user is None:
+        session.add(SigninFailure(username=username[:64], address=address[:64], at=now))
+    session.commit()
+    return user
+
+
 # --- bearer tokens -----------------------------------------------------------------------
 
 
@@ -127,6 +189,7 @@ def issue_token(user: User, secret_key: str, ttl_s: int) -> str:
         "role": user.role,
         "region": user.region,
         "org": user.org_id,
+        "ver": user.token_version,
         "iat": now,
         "exp": now + timedelta(seconds=ttl_s),
     }
@@ -135,9 +198,17 @@ def issue_token(user: User, secret_key: str, ttl_s: int) -> str:
 
 def decode_token(token: str, secret_key: str) -> dict[str, Any] | None:
     try:
-        return jwt.decode(token, secret_key, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]})
+        claims = jwt.decode(token, secret_key, algorithms=["HS256"], options={"require": ["exp", "sub", "ver"]})
     except jwt.PyJWTError:
         return None
+    sub = str(claims["sub"])
+    return claims if type(claims["ver"]) is int and sub.isascii() and sub.isdigit() and len(sub) < 19 else None
+
+
+# The account as it stands now: a token is good only while its version is the current one.
+_USERS = User.__table__.c
+PERSON_NOW = select(_USERS.username, _USERS.role, _USERS.region, _USERS.org_id, _USERS.token_version).where(
+    _USERS.id == bindparam("user_id"), _USERS.active.is_(True))
 
 
 # --- station signatures ------------------------------------------------------------------
@@ -160,12 +231,23 @@ def signature_matches(secret: str, signature: str, method: str, path: str, times
     return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
 
 
-def timestamp_fresh(timestamp: str, now: float, window_s: int) -> bool:
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        return False
-    return abs(now - ts) <= window_s
+# A unix time in milliseconds is above this for any date after 1973; in seconds, until 5138.
+_MILLISECONDS_FROM = 10**11
+
+
+def timestamp_problem(timestamp: str, now: int, window_s: int) -> str | None:
+    """Why `timestamp` (X-Timestamp) is refused at `now`, or None when it is unix seconds within
+    `window_s` of it either way (both bounds inclusive); worded for a firmware engineer."""
+    server = f"server time {now} ({datetime.fromtimestamp(now, UTC).isoformat().replace('+00:00', 'Z')})"
+    if not (timestamp.isascii() and timestamp.lstrip("-").isdigit() and len(timestamp) <= 20):
+        return f"X-Timestamp must be unix seconds, an integer; {server}"
+    ts = int(timestamp)
+    if ts >= _MILLISECONDS_FROM:
+        return f"X-Timestamp {ts} looks like milliseconds: it must be unix seconds; {server}"
+    if abs(now - ts) > window_s:
+        return (f"X-Timestamp {ts} is {abs(now - ts)} s from the server clock (at most {window_s} s either way); "
+                f"{server}")
+    return None
 
 
 def station_calibrated(station: Station, on: date) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-REGION_RE = re.compile(r"^\d{6}$")
+REGION_RE = re.compile(r"[0-9]{6}")  # ASCII digits; use fullmatch
 
 
 def region_prefix(code: str) -> str:

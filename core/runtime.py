@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, queue
+from core import audit, keys, queue
 from core.db import make_engine, make_sessionmaker
 from core.settings import Settings
 
@@ -31,6 +31,7 @@ class Runtime:
     redis: Any | None  # raw-bytes client, as RQ requires
     rq_queue: Any | None
     pid: int
+    station_box: keys.SecretBox  # station secrets are stored sealed by it
     # key_id -> the station row last read for it; never the ground for a refusal (core.web).
     station_keys: dict[str, Any] = field(default_factory=dict)
 
@@ -44,6 +45,7 @@ class Runtime:
 
 
 def build(settings: Settings) -> Runtime:
+    settings = keys.resolved(settings)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     read_engine, read_sessions = engine, sessions
@@ -61,7 +63,9 @@ def build(settings: Settings) -> Runtime:
         dispatcher = queue.RQDispatcher(rq_queue)
     audit.install(sessions)
     queue.install(sessions, dispatcher)
-    return Runtime(settings, engine, sessions, read_engine, read_sessions, dispatcher, redis, rq_queue, os.getpid())
+    box = keys.SecretBox(settings.station_key_encryption_key or "")
+    return Runtime(settings, engine, sessions, read_engine, read_sessions, dispatcher, redis, rq_queue, os.getpid(),
+                   box)
 
 
 _current: Runtime | None = None

@@ -66,6 +66,7 @@ class Policy(BaseSettings):
     penalty_amount_yuan: int = 200
     penalty_legal_basis: str = "大气污染防治法第一百一十三条 / 道路交通安全法第九十条"
     penalty_code: str = "6063"
+    penalty_max_yuan: int = 100_000  # the largest amount a penalty may record
 
     # Blacklists and key supervision.
     strikes_threshold: int = 3
@@ -98,17 +99,34 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LANTIAN_", extra="ignore")
 
+    # "production" refuses to start without the keys below (core.keys).
+    env: str = "development"
+    # Where generated keys (and the default SQLite file) are kept.
+    instance_dir: str = "instance"
     database_url: str = "sqlite:///instance/lantian.db"
     # A hot standby for the read-only listings, plate queries and statistics (docs/scaling.md);
     # unset, they read the primary. What a person just wrote is always read back from the primary.
     read_database_url: str | None = None
     redis_url: str | None = None
-    secret_key: str = "change-me-in-production"
+    # Unset: generated once into the instance folder (core.keys), never a public default.
+    secret_key: str | None = None
+    # Encrypts station secrets at rest; comma-separated, newest first, during a rotation.
+    station_key_encryption_key: str | None = None
+    # The worker appends a signed head of the audit chain here every hour.
+    audit_checkpoint_dir: str | None = None
+    audit_checkpoint_period_s: int = 3600
     timezone: str = "Asia/Shanghai"
     media_dir: str = "instance/media"
     queue_name: str = "lantian"
 
     token_ttl_s: int = 8 * 3600
+    # Sign-in throttling: this many failures in the window, for one username or from one
+    # address, and sign-in answers 429 until the oldest of them leaves the window.
+    signin_max_failures: int = 5
+    signin_max_failures_per_address: int = 50
+    signin_window_s: int = 15 * 60
+    # The review page's cookie is sent over https only (set when served over https).
+    cookie_secure: bool = False
     signature_window_s: int = 300
     future_tolerance_s: int = 300
     max_body_bytes: int = 1024 * 1024

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import psycopg
 from flask import Flask, Response, current_app, g, jsonify, request
@@ -24,9 +28,9 @@ from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from core import identity, regions
+from core import identity, logs, regions
 from core.db import DriverConnection, driver_sql
-from core.errors import ApiError, Forbidden, Unauthorized
+from core.errors import ApiError, Forbidden, TooManyRequests, Unauthorized
 from core.runtime import Runtime
 from schemas.common import parse_json
 
@@ -95,6 +99,22 @@ class Person:
         return regions.contains(self.scope, region)
 
 
+def throttle() -> identity.Throttle:
+    settings = runtime().settings
+    return identity.Throttle(settings.signin_max_failures, settings.signin_max_failures_per_address,
+                             settings.signin_window_s)
+
+
+def sign_in(username: str, password: str) -> identity.User | None:
+    """`identity.sign_in` for this request's address: 429 `too_many_attempts` with Retry-After."""
+    try:
+        return identity.sign_in(db(), username, password, request.remote_addr or "", throttle(),
+                                datetime.now(UTC))
+    except identity.TooManyAttempts as err:
+        raise TooManyRequests(f"too many failed sign-ins; try again in {err.retry_after_s} s",
+                              retry_after_s=err.retry_after_s) from None
+
+
 def current_person() -> Person:
     return g.person
 
@@ -107,7 +127,13 @@ def _authenticate_person() -> Person:
     claims = identity.decode_token(token.strip(), runtime().settings.secret_key)
     if claims is None:
         raise Unauthorized("the token is invalid or expired", code="invalid_token")
-    return Person(int(claims["sub"]), claims.get("usr", ""), claims["role"], claims.get("region"), claims.get("org"))
+    # The account as it stands now decides, not the token: one primary-key read per request.
+    user_id = int(claims["sub"])
+    account = db().connection().execute(identity.PERSON_NOW, {"user_id": user_id}).first()
+    if account is None or account.token_version != claims["ver"]:
+        raise Unauthorized("the token is no longer valid: the account was deactivated or changed; sign in again",
+                           code="invalid_token")
+    return Person(user_id, account.username, account.role, account.region, account.org_id)
 
 
 def _authorize_person(roles: tuple[str, ...]) -> Person:
@@ -133,6 +159,14 @@ def require_person(*roles: str) -> Callable[[F], F]:
 
 
 def signed_path() -> str:
+    """The path as the station sent it (undecoded), then `?` and the raw query when there is one."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw:
+        if not raw.startswith("/"):  # absolute-form request target
+            parts = urlsplit(raw)
+            raw = parts.path + ("?" + parts.query if parts.query else "")
+        path, _, query = raw.partition("?")
+        return path + ("?" + query if query else "")
     qs = request.query_string.decode("latin-1")
     return request.path + ("?" + qs if qs else "")
 
@@ -144,16 +178,43 @@ class StationCaller:
     id: int
     kind: str
     region: str
+    code: str = ""
     # Set when accepted on remembered credentials (`require_station(remembered=True)`).
     unconfirmed: identity.StationKey | None = None
+
+
+@dataclass(frozen=True)
+class _StationRow:
+    id: int
+    code: str
+    kind: str
+    region: str
+    sealed: str
+    suspended: bool
+    secret: str  # opened from `sealed` once, when the row was read
 
 
 # Core, not ORM, and on PostgreSQL straight through the driver: this runs on every station request.
 _STATION_COLUMNS = identity.Station.__table__.c
 _STATION_BY_KEY = select(
-    _STATION_COLUMNS.id, _STATION_COLUMNS.kind, _STATION_COLUMNS.region, _STATION_COLUMNS.secret,
+    _STATION_COLUMNS.id, _STATION_COLUMNS.code, _STATION_COLUMNS.kind, _STATION_COLUMNS.region, _STATION_COLUMNS.secret,
     _STATION_COLUMNS.suspended,
 ).where(_STATION_COLUMNS.key_id == bindparam("key_id"))
+
+def _read_station(key_id: str) -> _StationRow | None:
+    rt = runtime()
+    if rt.postgres:
+        row = driver().execute(driver_sql(_STATION_BY_KEY), {"key_id": key_id}).fetchone()
+    else:
+        row = db().connection().execute(_STATION_BY_KEY, {"key_id": key_id}).first()
+    if row is None:
+        rt.station_keys.pop(key_id, None)
+        return None
+    station_id, code, kind, region, sealed, suspended = row
+    found = _StationRow(station_id, code, kind, region, sealed, suspended, rt.station_box.open(sealed))
+    if rt.postgres:
+        rt.station_keys[key_id] = found
+    return found
 
 
 def _authenticate_station(kind: str | None, *, remembered: bool = False) -> StationCaller:
@@ -163,37 +224,30 @@ def _authenticate_station(kind: str | None, *, remembered: bool = False) -> Stat
     if not (key_id and timestamp and signature):
         raise Unauthorized("X-Station-Key, X-Timestamp and X-Signature are required", code="signature_required")
     rt = runtime()
-    window = rt.settings.signature_window_s
-    if not identity.timestamp_fresh(timestamp, time.time(), window):
-        raise Unauthorized(f"X-Timestamp is more than {window} s from the server clock", code="stale_timestamp")
+    problem = identity.timestamp_problem(timestamp, int(time.time()), rt.settings.signature_window_s)
+    if problem:
+        raise Unauthorized(problem, code="stale_timestamp")
     body = request.get_data(cache=True)
 
     def signed_with(secret: str) -> bool:
-        return identity.signature_matches(secret, signature, request.method, signed_path(), timestamp, body)
+        return bool(secret) and identity.signature_matches(
+            secret, signature, request.method, signed_path(), timestamp, body)
 
     known = rt.station_keys.get(key_id) if remembered else None
-    if known is not None:
-        known_id, known_kind, known_region, known_secret, known_suspended = known
-        if not known_suspended and known_kind == kind and signed_with(known_secret):
-            return StationCaller(known_id, known_kind, known_region, identity.StationKey(key_id, known_secret))
+    if known is not None and not known.suspended and known.kind == kind and signed_with(known.secret):
+        return StationCaller(known.id, known.kind, known.region, known.code,
+                             identity.StationKey(key_id, known.sealed))
     # Every refusal is decided on the station as stored now.
-    if rt.postgres:
-        row = driver().execute(driver_sql(_STATION_BY_KEY), {"key_id": key_id}).fetchone()
-        if row is None:
-            rt.station_keys.pop(key_id, None)
-        else:
-            rt.station_keys[key_id] = row
-    else:
-        row = db().connection().execute(_STATION_BY_KEY, {"key_id": key_id}).first()
-    # An unknown key and a bad signature answer alike, so keys cannot be probed.
-    station_id, station_kind, region, secret, suspended = row or (0, "", "", "unknown-key", False)
-    if not signed_with(secret) or not row:
+    row = _read_station(key_id)
+    if row is None:
+        raise Unauthorized(f"no station has the key id {key_id[:64]!r} (X-Station-Key)", code="unknown_key")
+    if not signed_with(row.secret):
         raise Unauthorized("the signature does not match", code="bad_signature")
-    if suspended:
+    if row.suspended:
         raise Forbidden("this station is suspended", code="station_suspended")
-    if kind and station_kind != kind:
+    if kind and row.kind != kind:
         raise Forbidden(f"only {kind} stations may post here", code="wrong_station_kind")
-    return StationCaller(station_id, station_kind, region)
+    return StationCaller(row.id, row.kind, row.region, row.code)
 
 
 def confirm_station(kind: str | None) -> StationCaller:
@@ -284,7 +338,9 @@ _HTTP_CODES = {
 def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError) -> Response:
-        return error_response(err.status, err.code, err.message, err.fields)
+        response = error_response(err.status, err.code, err.message, err.fields)
+        response.headers.update(getattr(err, "headers", {}))
+        return response
 
     @app.errorhandler(ValidationError)
     def _validation(err: ValidationError) -> Response:
@@ -328,3 +384,31 @@ def install_error_handlers(app: Flask) -> None:
     def _unexpected(err: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+# --- one log line per request ------------------------------------------------------------
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_access = logs.get("lantian.request")
+
+
+def install_request_log(app: Flask) -> None:
+    """A JSON line per request: its id (X-Request-ID, sent back), method, path, the station
+    code or username, status and duration; plates in the path are masked (core.logs)."""
+
+    @app.before_request
+    def _start() -> None:
+        sent = request.headers.get("X-Request-ID", "")
+        g.request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        station, person = g.get("station"), g.get("person")
+        _access.info(
+            "request", request_id=g.get("request_id"), method=request.method, path=request.path,
+            status=response.status_code, duration_ms=round((time.perf_counter() - g.get("started", 0.0)) * 1000, 2),
+            station=station.code if station else None, user=person.username if person else None,
+        )
+        return response

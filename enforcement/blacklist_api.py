@@ -16,6 +16,7 @@ from core.errors import Conflict, NotFound
 from core.identity import Role
 from core.pagination import page
 from core.registry import Vehicle
+from core.spreadsheets import safe_cell
 from core.web import current_person, db, read_db, require_person, runtime
 from enforcement import listings
 from enforcement.cases import in_region, local_today
@@ -130,7 +131,8 @@ def public_blacklist_csv(args: dict[str, Any]) -> Response:
     writer.writerow(CSV_COLUMNS)
     for view in listings.entry_views(session, rows, public=True):
         s = view["subject"]
-        writer.writerow((s["type"], s.get("plate", ""), s.get("plate_color", ""), s.get("code", ""),
-                         s.get("name", ""), view["rule"], view["listed_on"].isoformat()))
+        writer.writerow([safe_cell(cell) for cell in (
+            s["type"], s.get("plate", ""), s.get("plate_color", ""), s.get("code", ""), s.get("name", ""),
+            view["rule"], view["listed_on"].isoformat())])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=blacklist.csv"})

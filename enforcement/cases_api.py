@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask_smorest import Blueprint
+from marshmallow import ValidationError
 
 from core.identity import Role
 from core.pagination import page
@@ -94,8 +95,11 @@ def post_penalty(body: dict[str, Any], case_id: int) -> Any:
         record = cases.record_waiver(session, case_id, actor=actor, reason=body["reason"],
                                      issued_at=body["issued_at"])
     else:
+        policy = runtime().settings.policy
+        if body["amount_yuan"] is not None and body["amount_yuan"] > policy.penalty_max_yuan:
+            raise ValidationError({"amount_yuan": [f"must be at most {policy.penalty_max_yuan} yuan"]})
         record = cases.record_penalty(
-            session, case_id, actor=actor, policy=runtime().settings.policy, decision_no=body["decision_no"],
+            session, case_id, actor=actor, policy=policy, decision_no=body["decision_no"],
             amount_yuan=body["amount_yuan"], legal_basis=body["legal_basis"], issued_at=body["issued_at"],
         )
     session.commit()

@@ -23,9 +23,9 @@ from flask import Blueprint, Flask, abort, redirect, render_template, request, s
 from flask_babel import Babel, format_datetime, get_locale, gettext, lazy_gettext
 from werkzeug.wrappers import Response
 
-from core import identity
+from core.errors import TooManyRequests
 from core.identity import User
-from core.web import db, runtime
+from core.web import db, runtime, sign_in
 
 LOCALES = ("zh_CN", "en")
 DEFAULT_LOCALE = "zh_CN"
@@ -135,7 +135,9 @@ class Console:
         """The signed-in person, re-read so a deactivated or demoted account is out at once."""
         user_id = session.get("user_id")
         user = db().get(User, user_id) if user_id is not None else None
-        return user if user is not None and user.active and user.role in self.roles else None
+        # A session from before a deactivation or a role, region or password change is over.
+        current = user is not None and user.active and user.token_version == session.get("ver")
+        return user if current and user.role in self.roles else None
 
     def signed_in(self, view: Callable[Concatenate[User, P], T]) -> Callable[P, T | Response]:
         @functools.wraps(view)
@@ -147,13 +149,17 @@ class Console:
 
         return wrapper
 
-    def login(self) -> str | Response:
+    def login(self) -> str | Response | tuple[str, int]:
         error = None
         if request.method == "POST":
-            user = identity.authenticate(db(), request.form.get("username", ""), request.form.get("password", ""))
+            try:  # throttled like the API's sign-in (core.web.sign_in)
+                user = sign_in(request.form.get("username", ""), request.form.get("password", ""))
+            except TooManyRequests as err:
+                return render_template("pages/login.html", error=err.message, title=self.title(),
+                                       action=url_for(f"{self.bp.name}.login")), 429
             if user is not None and user.role in self.roles:
                 session.clear()  # a fresh session (and CSRF token) for the signed-in person
-                session["user_id"] = user.id
+                session["user_id"], session["ver"] = user.id, user.token_version
                 return redirect(url_for(self.home))
             error = self.refused()
         return render_template("pages/login.html", error=error, title=self.title(),

@@ -85,14 +85,17 @@ def decide(user: User, snapshot_id: int) -> Response:
     decision = request.form.get("decision", "")
     if decision not in (reviews.CONFIRM, reviews.REJECT):
         abort(400, _("The decision must be confirm or reject."))
-    level = request.form.get("ringelmann", "") if decision == reviews.CONFIRM else ""
+    level = request.form.get("ringelmann", "").strip() if decision == reviews.CONFIRM else ""
+    # ASCII digits only: "²".isdigit() is true and int("²") fails.
+    if level and not (level.isascii() and level.isdigit() and len(level) <= 2):
+        abort(400, _("The Ringelmann level must be a whole number from 0 to 5."))
     # The officer's reading of the plate, passed on only when filled in.
     correction = {k: v for k in ("plate", "plate_color") if (v := request.form.get(k, "").strip())}
     if "plate_color" in correction and correction["plate_color"] not in PLATE_COLORS:
         abort(400, _("Unknown plate colour."))
     try:
         snapshot = reviews.review(
-            db(), snapshot_id, decision=decision, ringelmann=int(level) if level.isdigit() else None,
+            db(), snapshot_id, decision=decision, ringelmann=int(level) if level else None,
             note=request.form.get("note") or None, reviewer=_reviewer(user), policy=rt.settings.policy, tz=rt.tz,
             **correction,
         )

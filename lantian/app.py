@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from flask import Flask, Request, Response, jsonify, render_template_string, request
+from flask import Flask, Request, Response, g, jsonify, render_template_string, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_smorest import Api
 from sqlalchemy import text
 from werkzeug.routing import IntegerConverter
 
-from core import auth_api, registry_api
+from core import auth_api, logs, registry_api
 from core import runtime as runtime_mod
 from core.errors import ApiError
 from core.settings import Settings
-from core.web import close_db, install_error_handlers, runtime
+from core.web import close_db, install_error_handlers, install_request_log, runtime
 from lantian import metrics
 from schemas.common import UNSTORABLE_MESSAGE, has_unstorable
 
@@ -91,22 +92,25 @@ class CookieSessions(SecureCookieSessionInterface):
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings()
-    if settings.secret_key == Settings.model_fields["secret_key"].default:
-        log.warning("LANTIAN_SECRET_KEY is not set: tokens are signed with a public default key")
+    rt = runtime_mod.build(settings or Settings())  # refuses to start without keys in production
+    settings = rt.settings
     app = Flask("lantian", instance_relative_config=False)
     app.json = JSONProvider(app)
     app.session_interface = CookieSessions()
     app.url_map.converters["int"] = RowId
     app.config.update(
         SECRET_KEY=settings.secret_key,
+        # The review page's cookie: never read by scripts, sent on same-site navigation only,
+        # and over https only when served over https.
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
         API_TITLE="Lantian",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
     )
-    rt = runtime_mod.build(settings)
     runtime_mod.activate(rt)
     app.extensions["lantian"] = rt
     api = Api(app)
@@ -117,7 +121,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for page in (pages.bp, review_page.bp, dashboard_page.bp):
         app.register_blueprint(page)
+    logs.install()
+    install_request_log(app)
     install_error_handlers(app)
+    _page_headers(app)
     _body_limits(app, settings)
     _refuse_unstorable(app)
     app.teardown_appcontext(close_db)
@@ -135,6 +142,30 @@ h2{margin-top:1.5em}td{padding:.2em .8em;vertical-align:top}</style>
 {% for method, op in ops.items() if method in ("get","post","put","patch","delete") %}
 <tr><td><b>{{ method|upper }}</b></td><td>{{ op.summary or op.description or "" }}</td>
 <td>{{ op.responses.keys()|join(", ") }}</td></tr>{% endfor %}</table>{% endfor %}"""
+
+
+def _page_headers(app: Flask) -> None:
+    """Every HTML page: a CSP that runs only the page's own scripts (inline ones need the
+    request's nonce, `csp_nonce()` in templates), and no framing by any other site."""
+
+    def csp_nonce() -> str:
+        if "csp_nonce" not in g:
+            g.csp_nonce = secrets.token_urlsafe(16)
+        return g.csp_nonce
+
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.mimetype == "text/html":
+            response.headers["Content-Security-Policy"] = (
+                f"default-src 'self'; script-src 'self' 'nonce-{csp_nonce()}'; style-src 'self' 'unsafe-inline'; "
+                "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+            )
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Referrer-Policy"] = "same-origin"
+        return response
 
 
 def _body_limits(app: Flask, settings: Settings) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core import audit, identity
 from core.regions import REGION_RE
@@ -18,9 +20,13 @@ from core.web import runtime
 
 
 def _create_app() -> Flask:
+    from core.keys import MissingKey
     from lantian.app import create_app
 
-    return create_app()
+    try:
+        return create_app()
+    except MissingKey as err:
+        raise SystemExit(f"lantian: {err}") from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
@@ -29,7 +35,7 @@ def cli() -> None:
 
 
 def _region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not REGION_RE.match(value):
+    if value is not None and not REGION_RE.fullmatch(value):
         raise click.BadParameter("must be a 6-digit administrative region code")
     return value
 
@@ -63,7 +69,9 @@ def db_upgrade(revision: str) -> None:
     """Bring the database to the current schema."""
     from alembic import command
 
-    command.upgrade(alembic_config(runtime().settings.database_url), revision)
+    config = alembic_config(runtime().settings.database_url)
+    config.attributes["station_key_encryption_key"] = runtime().settings.station_key_encryption_key
+    command.upgrade(config, revision)
     click.echo(f"database at {revision}")
 
 
@@ -100,7 +108,7 @@ def stations_create(code: str, kind: str, region: str, name: str | None, calibra
         if session.scalar(select(identity.Station).where(identity.Station.code == code)):
             raise click.ClickException(f"station {code} already exists")
         session.add(identity.Station(code=code, kind=kind, region=region, name=name, calibrated_until=until,
-                                     key_id=key_id, secret=secret))
+                                     key_id=key_id, secret=runtime().station_box.seal(secret)))
         audit.append(session, actor="cli", action="station.created", subject_type="station", subject_id=code,
                      data={"kind": kind, "region": region, "calibrated_until": until.isoformat()})
     _emit({"code": code, "kind": kind, "region": region, "calibrated_until": until.isoformat(),
@@ -109,13 +117,58 @@ def stations_create(code: str, kind: str, region: str, name: str | None, calibra
 
 def _set_suspended(code: str, suspended: bool) -> None:
     with runtime().sessions() as session, session.begin():
-        station = session.scalar(select(identity.Station).where(identity.Station.code == code))
-        if station is None:
-            raise click.ClickException(f"no station {code}")
+        station = _station(session, code)
         station.suspended = suspended
         audit.append(session, actor="cli", action="station.suspended" if suspended else "station.resumed",
                      subject_type="station", subject_id=code)
     _emit({"code": code, "suspended": suspended})
+
+
+@stations.command("list")
+@with_appcontext
+def stations_list() -> None:
+    """One JSON line per station (never its secret)."""
+    with runtime().sessions() as session:
+        for st in session.scalars(select(identity.Station).order_by(identity.Station.code)):
+            _emit({"code": st.code, "kind": st.kind, "region": st.region, "name": st.name, "key_id": st.key_id,
+                   "suspended": st.suspended, "calibrated_until": st.calibrated_until.isoformat(),
+                   "created_at": st.created_at.isoformat()})
+
+
+@stations.command("rotate-secret")
+@click.option("--code", required=True)
+@with_appcontext
+def stations_rotate_secret(code: str) -> None:
+    """A new key id and secret for the station; the old ones stop signing at once."""
+    key_id, secret = identity.new_station_credentials()
+    with runtime().sessions() as session, session.begin():
+        station = _station(session, code)
+        station.key_id, station.secret = key_id, runtime().station_box.seal(secret)
+        audit.append(session, actor="cli", action="station.secret_rotated", subject_type="station", subject_id=code,
+                     data={"key_id": key_id})
+    _emit({"code": code, "key_id": key_id, "secret": secret})
+
+
+@stations.command("reseal")
+@with_appcontext
+def stations_reseal() -> None:
+    """Encrypt every station secret again under the newest station key encryption key."""
+    box = runtime().station_box
+    with runtime().sessions() as session, session.begin():
+        resealed = 0
+        for station in session.scalars(select(identity.Station)):
+            station.secret = box.reseal(station.secret)
+            resealed += 1
+        audit.append(session, actor="cli", action="station.secrets_resealed", subject_type="station",
+                     subject_id="*", data={"stations": resealed})
+    _emit({"resealed": resealed})
+
+
+def _station(session: Session, code: str) -> identity.Station:
+    station = session.scalar(select(identity.Station).where(identity.Station.code == code))
+    if station is None:
+        raise click.ClickException(f"no station {code}")
+    return station
 
 
 @stations.command("suspend")
@@ -142,12 +195,13 @@ def users() -> None:
 
 @users.command("create")
 @click.option("--username", required=True)
-@click.option("--password", required=True)
+@click.option("--password", help="omit to read it from standard input (kept out of the shell history)")
 @click.option("--role", required=True, type=click.Choice([r.value for r in identity.Role]))
 @click.option("--region", callback=_region)
 @click.option("--org", "org_code")
 @with_appcontext
-def users_create(username: str, password: str, role: str, region: str | None, org_code: str | None) -> None:
+def users_create(username: str, password: str | None, role: str, region: str | None, org_code: str | None) -> None:
+    password = password or _password_from_stdin()
     with runtime().sessions() as session, session.begin():
         if session.scalar(select(identity.User).where(identity.User.username == username)):
             raise click.ClickException(f"user {username} already exists")
@@ -165,6 +219,90 @@ def users_create(username: str, password: str, role: str, region: str | None, or
         audit.append(session, actor="cli", action="user.created", subject_type="user", subject_id=user.id,
                      data={"username": username, "role": role, "region": user.region})
     _emit({"id": user.id, "username": username, "role": role, "region": user.region, "org": org_code})
+
+
+def _password_from_stdin() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.ClickException("no password on standard input")
+    return password
+
+
+def _user(session: Session, username: str) -> identity.User:
+    user = session.scalar(select(identity.User).where(identity.User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username}")
+    return user
+
+
+def _user_view(user: identity.User) -> dict:
+    return {"id": user.id, "username": user.username, "role": user.role, "region": user.region,
+            "org_id": user.org_id, "active": user.active, "created_at": user.created_at.isoformat()}
+
+
+@users.command("list")
+@with_appcontext
+def users_list() -> None:
+    """One JSON line per person (never a password hash)."""
+    with runtime().sessions() as session:
+        for user in session.scalars(select(identity.User).order_by(identity.User.username)):
+            _emit(_user_view(user))
+
+
+def _change_user(username: str, action: str, change: Callable[[Session, identity.User], dict]) -> None:
+    """Apply `change` to the user, end every token issued before it, record it in the audit trail."""
+    with runtime().sessions() as session, session.begin():
+        user = _user(session, username)
+        data = change(session, user)
+        user.token_version += 1
+        audit.append(session, actor="cli", action=action, subject_type="user", subject_id=user.id,
+                     data={"username": username, **data})
+        view = _user_view(user)
+    _emit(view)
+
+
+@users.command("deactivate")
+@click.option("--username", required=True)
+@with_appcontext
+def users_deactivate(username: str) -> None:
+    """The person can no longer sign in; their tokens stop at once."""
+    _change_user(username, "user.deactivated", lambda _s, user: setattr(user, "active", False) or {})
+
+
+@users.command("activate")
+@click.option("--username", required=True)
+@with_appcontext
+def users_activate(username: str) -> None:
+    """The person may sign in again (tokens from before the deactivation stay dead)."""
+    _change_user(username, "user.activated", lambda _s, user: setattr(user, "active", True) or {})
+
+
+@users.command("set-password")
+@click.option("--username", required=True)
+@with_appcontext
+def users_set_password(username: str) -> None:
+    """Read the new password from standard input (one line), never the command line."""
+    hashed = identity.hash_password(_password_from_stdin())
+    _change_user(username, "user.password_set", lambda _s, user: setattr(user, "password_hash", hashed) or {})
+
+
+@users.command("set-role")
+@click.option("--username", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in identity.Role]))
+@click.option("--region", callback=_region, help="the region they are limited to (omit: all regions)")
+@with_appcontext
+def users_set_role(username: str, role: str, region: str | None) -> None:
+    """Change a person's role and region; their tokens stop at once."""
+
+    def change(session: Session, user: identity.User) -> dict:
+        org_kind = session.scalar(select(identity.Org.kind).where(identity.Org.id == user.org_id))
+        if role in identity.ORG_KINDS and org_kind != role:
+            raise click.ClickException(f"a {role} user must belong to an org of kind {role}")
+        before = {"role": user.role, "region": user.region}
+        user.role, user.region = role, region
+        return {"before": before, "role": role, "region": region}
+
+    _change_user(username, "user.role_set", change)
 
 
 @cli.group()
@@ -199,14 +337,39 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option("--checkpoints", "paths", multiple=True, type=click.Path(exists=True),
+              help="checkpoint files or folders (default: LANTIAN_AUDIT_CHECKPOINT_DIR)")
 @with_appcontext
-def audit_verify() -> None:
-    """Exit 1 and name the first broken record when the chain does not hold."""
+def audit_verify(paths: tuple[str, ...]) -> None:
+    """Exit 1 naming the first broken record, or the first checkpoint the chain no longer extends."""
+    settings = runtime().settings
+    if not paths and settings.audit_checkpoint_dir and os.path.isdir(settings.audit_checkpoint_dir):
+        paths = (settings.audit_checkpoint_dir,)
     with runtime().sessions() as session:
         report = audit.verify(session)
-    _emit({"ok": report.ok, "checked": report.checked, "broken_at": report.broken_at, "problem": report.problem})
-    if not report.ok:
+        result = {"ok": report.ok, "checked": report.checked, "broken_at": report.broken_at, "problem": report.problem}
+        checked = 0
+        for label, line in audit.checkpoint_lines(paths) if report.ok else ():
+            try:
+                problem = audit.extends(session, audit.parse_checkpoint(line, settings.secret_key or ""))
+            except audit.BadCheckpoint as err:
+                problem = str(err)
+            if problem:
+                result.update(ok=False, checkpoint=label, problem=problem)
+                break
+            checked += 1
+        result["checkpoints"] = checked
+    _emit(result)
+    if not result["ok"]:
         sys.exit(1)
+
+
+@audit_group.command("checkpoint")
+@with_appcontext
+def audit_checkpoint() -> None:
+    """Print the head of the chain as a signed line: keep it outside the database."""
+    with runtime().sessions() as session:
+        click.echo(audit.head(session).signed_line(runtime().settings.secret_key or ""))
 
 
 @cli.group("blacklist")

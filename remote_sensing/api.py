@@ -9,13 +9,14 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from core.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, NotFound
 from core.identity import Role, Station
 from core.registry import Vehicle
 from core.web import (
     confirm_station,
     db,
     driver,
+    error_response,
     json_body,
     require_station,
     runtime,
@@ -40,6 +41,15 @@ def _store() -> ingest.Store:
     return ingest.DriverStore(driver(), rt.dispatcher, g.station.unconfirmed, lambda: confirm_station(KIND))
 
 
+@blp.errorhandler(413)
+def _too_large(_err: Exception) -> Response:
+    settings = runtime().settings
+    size = f"{settings.max_body_bytes} bytes ({settings.max_body_bytes / 2**20:g} MiB)"
+    return error_response(413, "body_too_large", (
+        f"the body is over the {size} limit; send events in batches of at most {settings.max_batch_events} "
+        f"to POST /api/v1/remote-sensing/events/batch, each body under {size}"))
+
+
 # `remembered`: the hottest route skips reading the station when the request is signed with
 # the credentials this process last read; its insert is conditional on them (see DriverStore).
 @blp.post("/events")
@@ -51,6 +61,8 @@ def post_event() -> Response:
     body = json_body()  # its text is checked here
     outcome = ingest.ingest(_store(), g.station.id, [body], runtime().settings.future_tolerance_s, text_checked=True)[0]
     if outcome.status == ingest.INVALID:
+        if g.station.unconfirmed is not None:
+            confirm_station(KIND)  # a suspended or re-keyed station hears 401/403, never a 422 first
         raise ValidationError(outcome.errors or {})
     if outcome.status == ingest.CONFLICT:
         raise Conflict(
@@ -93,7 +105,7 @@ def get_event(event_pk: int) -> dict[str, Any]:
         raise NotFound("no such event")
     event, station_code = row
     if g.station is not None and g.station.id != event.station_id:
-        raise Forbidden("a station reads only its own events", code="not_your_event")
+        raise NotFound("no such event")  # as for a missing one: ids of other stations are not probed
     if g.person is not None and not g.person.sees(_event_region(session, event)):
         raise NotFound("no such event")
     policy = session.get(PolicyRecord, event.policy_digest) if event.policy_digest else None

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
 
-from core.errors import Forbidden
+from core.errors import NotFound
 from core.identity import Role
 from core.web import current_person, db, require_person, require_station, runtime, station_or_person
 from remote_sensing import snapshots
@@ -62,7 +62,7 @@ def get_image(snapshot_id: int, n: int) -> Response:
     if g.station is not None:
         snapshot = snapshots.get(db(), snapshot_id)
         if snapshot.station_id != g.station.id:
-            raise Forbidden("a station reads only its own snapshots", code="not_your_snapshot")
+            raise NotFound("no such snapshot")  # as for a missing one
     else:
         snapshot = snapshots.get(db(), snapshot_id, current_person().scope)
     path, media_type = snapshots.image_file(snapshot, n, runtime().settings.media_dir)

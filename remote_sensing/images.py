@@ -31,6 +31,10 @@ _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 # Reaching image data (SOS), the end (EOI), a second SOI or a stuffed byte before any
 # SOFn means there is no usable frame header.
 _JPEG_NO_FRAME = frozenset({0xDA, 0xD9, 0xD8, 0x00})
+# Every 8x8 block of a JPEG scan costs at least a bit or two (its DC code and end of block),
+# so a file with fewer than one bit per block of its declared frame has a header that claims
+# more pixels than its data holds; libjpeg would fill the rest in grey, at full size.
+_JPEG_MIN_BITS_PER_BLOCK = 1
 
 
 class ImageRejected(ValueError):
@@ -66,6 +70,10 @@ def inspect_image(data: bytes, *, max_bytes: int, max_side_px: int) -> ImageInfo
     if max(width, height) > max_side_px:
         raise ImageRejected(
             "image_dimensions_too_large", f"image is {width}x{height} px, at most {max_side_px} px a side allowed"
+        )
+    if fmt == "jpeg" and len(data) * 8 < _JPEG_MIN_BITS_PER_BLOCK * (width * height // 64):
+        raise ImageRejected(
+            "image_corrupt", f"JPEG header declares {width}x{height} px, more than its {len(data)} bytes of data hold"
         )
     # Ignore EXIF orientation so the decoded shape must match the header exactly.
     decoded = _imdecode(data, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)

@@ -148,7 +148,7 @@ class DriverStore:
             return driver_insert_ignore_returning(self.conn, Event.__table__, rows, _KEY, ["id", "event_id"])
         inserted = driver_insert_ignore_returning(
             self.conn, Event.__table__, rows, _KEY, ["id", "event_id"],
-            where=KEY_STILL_VALID, params={"key_id": self.unconfirmed.key_id, "secret": self.unconfirmed.secret},
+            where=KEY_STILL_VALID, params={"key_id": self.unconfirmed.key_id, "sealed": self.unconfirmed.sealed},
         )
         if inserted:  # the condition held, so whatever was not inserted is stored already
             return inserted

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from core.registry import PLATE_COLORS
-from schemas.common import REGION, AwareDateTime, Day, PageArgs, StrictInteger
+from schemas.common import REGION, AwareDateTime, Day, PageArgs, StrictInteger, note_text, single_line
 from schemas.registry import PlateField
 
 # The contract's enumerations (API.md section 6); enforcement.models stores these.
@@ -40,7 +40,7 @@ class SupervisoryTestIn(VehicleRef):
     method = fields.String(required=True, validate=METHOD)
     results = fields.Dict(keys=fields.String(), load_default=dict)
     passed = StrictBoolean(required=True)
-    location = fields.String(load_default=None, validate=validate.Length(max=200))
+    location = fields.String(load_default=None, validate=[validate.Length(max=200), single_line])
     region = fields.String(load_default=None, validate=REGION)
 
 
@@ -53,10 +53,11 @@ class PenaltyIn(Schema):
     """A penalty decision, or `{"waived": true, "reason"}`."""
 
     waived = StrictBoolean(load_default=False)
-    reason = fields.String(load_default=None, validate=validate.Length(1, 2000))
-    decision_no = fields.String(load_default=None, validate=validate.Length(1, 64))
-    amount_yuan = StrictInteger(load_default=None, validate=validate.Range(min=1))
-    legal_basis = fields.String(load_default=None, validate=validate.Length(1, 2000))
+    reason = fields.String(load_default=None, validate=[validate.Length(1, 2000), note_text])
+    decision_no = fields.String(load_default=None, validate=[validate.Length(1, 64), single_line])
+    # The policy's `penalty_max_yuan` is checked by the route; this bound is what a column holds.
+    amount_yuan = StrictInteger(load_default=None, validate=validate.Range(0, 2**31 - 1))
+    legal_basis = fields.String(load_default=None, validate=[validate.Length(1, 2000), note_text])
     issued_at = AwareDateTime(load_default=None)
 
     @validates_schema
@@ -73,9 +74,9 @@ class PenaltyIn(Schema):
 
 class RepairIn(VehicleRef):
     completed_at = AwareDateTime(load_default=None)
-    items = fields.List(fields.String(validate=validate.Length(1, 200)), load_default=list,
+    items = fields.List(fields.String(validate=[validate.Length(1, 200), single_line]), load_default=list,
                         validate=validate.Length(max=100))
-    notes = fields.String(load_default=None, validate=validate.Length(max=2000))
+    notes = fields.String(load_default=None, validate=[validate.Length(max=2000), note_text])
 
 
 class RetestIn(VehicleRef):

@@ -12,8 +12,41 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from core.errors import ApiError
 
-REGION = validate.Regexp(r"^\d{6}$", error="must be a 6-digit administrative region code")
-PRINTABLE_ID = validate.Regexp(r"^[\x21-\x7e]{1,100}$", error="must be 1 to 100 printable ASCII characters")
+
+class FullMatch(validate.Regexp):
+    """A pattern the whole value must match: `re.match` with `$` takes "320200\\n"."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+# ASCII digits only: `\d` also takes full-width and other scripts' digits.
+REGION = FullMatch(r"[0-9]{6}", error="must be a 6-digit administrative region code (ASCII digits)")
+PRINTABLE_ID = FullMatch(r"[\x21-\x7e]{1,100}", error="must be 1 to 100 printable ASCII characters")
+
+# C0 controls and DEL: a single-line text takes none; a note keeps tab and line breaks.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL_IN_NOTE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def single_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValidationError("must not contain control characters (line breaks included)")
+    return value
+
+
+def note_text(value: str) -> str:
+    if _CONTROL_IN_NOTE.search(value):
+        raise ValidationError("must not contain control characters other than tab and line breaks")
+    return value
+
+
+def not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+    return value
 
 
 UNSTORABLE_MESSAGE = "text must not contain NUL (U+0000) or unpaired surrogate (U+D800-U+DFFF) characters"
@@ -71,13 +104,41 @@ def _finite(literal: str) -> float:
     return value
 
 
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"[\[{][\]}]")
+
+
+def too_deep(data: bytes) -> bool:
+    """Whether arrays and objects in JSON text nest deeper than MAX_JSON_DEPTH, read off its
+    brackets outside strings before the parser recurses into them: each pass removes the
+    innermost pairs (one level), so the work is bounded by the limit, not by the input."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKET)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return False
+        brackets = _INNERMOST.sub(b"", brackets)
+    # What is left unbalanced is malformed JSON, for the parser to say so.
+    return bool(brackets) and 2 * (brackets.count(b"[") + brackets.count(b"{")) == len(brackets)
+
+
+def _too_deep_error(what: str) -> ApiError:
+    return ApiError(f"{what} nests arrays and objects deeper than {MAX_JSON_DEPTH} levels", code="too_deep")
+
+
 def parse_json(data: str | bytes, what: str = "the body", *, check_text: bool = True) -> Any:
-    """A request body or part as JSON: 400 when it is not JSON, 422 when its text or numbers
-    cannot be stored (text: unless the caller checks its items one by one, as a batch does)."""
+    """A request body or part as JSON: 400 when it is not JSON or nests deeper than 32 levels,
+    422 when its text or numbers cannot be stored (text: unless the caller checks its items
+    one by one, as a batch does)."""
+    if too_deep(data.encode() if isinstance(data, str) else data):
+        raise _too_deep_error(what)
     try:
         value = json.loads(data, parse_constant=_not_json, parse_float=_finite)
     except _NumberOutOfRange:
         raise ValidationError({"_schema": [f"{what} {NUMBER_OUT_OF_RANGE}"]}) from None
+    except RecursionError:  # unbalanced brackets deeper than the interpreter's stack
+        raise _too_deep_error(what) from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(f"{what} is not valid JSON", code="malformed_json") from None
     if check_text and may_hold_unstorable(data):
@@ -127,6 +188,10 @@ class Day(fields.Date):
 class AwareDateTime(fields.AwareDateTime):
     """RFC 3339 with an offset; answers always in UTC."""
 
+    default_error_messages = {
+        "invalid_awareness": "must include its UTC offset, e.g. 2026-11-22T08:15:30+08:00 (or Z for UTC)",
+    }
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(format="iso", **kwargs)
 
@@ -163,12 +228,12 @@ class PageArgs(Schema):
 
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_USCC_RE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+_USCC_RE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}")
 
 
 def uscc_valid(code: str) -> bool:
     """Unified social credit code (GB 32100-2015): 18 characters, the last a check digit."""
-    if not _USCC_RE.match(code):
+    if not _USCC_RE.fullmatch(code):
         return False
     total = sum(_USCC_CHARS.index(c) * w for c, w in zip(code[:17], _USCC_WEIGHTS, strict=True))
     return _USCC_CHARS[(31 - total % 31) % 31] == code[17]

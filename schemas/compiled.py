@@ -20,7 +20,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
 
-from schemas.common import EARLIEST_YEAR, LATEST_YEAR, AwareDateTime, StrictFloat, StrictInteger
+from schemas.common import EARLIEST_YEAR, LATEST_YEAR, AwareDateTime, FullMatch, StrictFloat, StrictInteger
 
 Check = Callable[[Any], bool]
 
@@ -109,6 +109,9 @@ def _rule(validator: Any) -> Check:
     if isinstance(validator, validate.OneOf):
         choices = frozenset(validator.choices)
         return lambda v: v in choices
+    if isinstance(validator, FullMatch):
+        fullmatch = validator.regex.fullmatch
+        return lambda v: fullmatch(v) is not None
     if isinstance(validator, validate.Regexp):
         match = validator.regex.match
         return lambda v: match(v) is not None

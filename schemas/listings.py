@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from schemas.common import REGION, AwareDateTime, PageArgs
+from schemas.common import REGION, AwareDateTime, PageArgs, not_blank, note_text
 
 
 class BlacklistQuery(PageArgs):
@@ -25,7 +25,7 @@ class KeySupervisionQuery(PageArgs):
 
 
 class DelistIn(Schema):
-    reason = fields.String(required=True, validate=validate.Regexp(r"\S", error="must not be blank"))
+    reason = fields.String(required=True, validate=[validate.Length(max=2000), not_blank, note_text])
 
 
 class Subject(Schema):

@@ -8,10 +8,10 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 from core import plates
 from core.registry import FUEL_TYPES, PLATE_COLORS, USE_NATURES
-from schemas.common import REGION, Day, StrictInteger, validate_uscc
+from schemas.common import REGION, Day, FullMatch, StrictInteger, single_line, validate_uscc
 
-VIN = validate.Regexp(r"^[A-HJ-NPR-Z0-9]{17}$", error="must be 17 characters, digits and letters other than I, O, Q")
-CATEGORY = validate.Regexp(r"^(M1|M2|M3|N1|N2|N3|O[1-4]|L[1-7])$", error="must be a vehicle category such as M1 or N3")
+VIN = FullMatch(r"[A-HJ-NPR-Z0-9]{17}", error="must be 17 characters, digits and letters other than I, O, Q")
+CATEGORY = FullMatch(r"M1|M2|M3|N1|N2|N3|O[1-4]|L[1-7]", error="must be a vehicle category such as M1 or N3")
 
 
 class PlateField(fields.String):
@@ -26,7 +26,7 @@ class PlateField(fields.String):
 
 class FleetIn(Schema):
     code = fields.String(required=True, validate=validate_uscc)
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = fields.String(required=True, validate=[validate.Length(1, 200), single_line])
     region = fields.String(required=True, validate=REGION)
 
 

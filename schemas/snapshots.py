@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from schemas.common import AwareDateTime, PageArgs, StrictInteger
+from schemas.common import AwareDateTime, PageArgs, StrictInteger, note_text
 from schemas.events import StationRecordIn
 
 SNAPSHOT_STATUSES = ("received", "pending_review", "confirmed", "rejected")
@@ -35,7 +35,7 @@ class SnapshotListArgs(PageArgs):
 class ReviewIn(Schema):
     decision = fields.String(required=True, validate=validate.OneOf(("confirm", "reject")))
     ringelmann = StrictInteger(allow_none=True, validate=RINGELMANN)
-    note = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    note = fields.String(allow_none=True, validate=[validate.Length(max=2000), note_text])
 
     @validates_schema
     def _level_with_confirm_only(self, data: dict[str, Any], **_: object) -> None:

@@ -4,6 +4,7 @@ LANTIAN_TEST_REDIS_URL is set, a real Redis with real RQ workers; otherwise jobs
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import time
@@ -26,6 +27,15 @@ def needs_postgres(why: str) -> pytest.MarkDecorator:
     """For a test of what only a PostgreSQL server does (row locks, killed connections);
     the suite's PostgreSQL pass runs it."""
     return pytest.mark.skipif(not (TEST_DB or "").startswith("postgresql"), reason=why)
+
+
+@pytest.fixture()
+def hang_guard() -> Iterator[None]:
+    """Ends the run (exit 1, every thread's traceback on stderr) when the test outlives 30 s, even
+    while it holds the GIL in C code, which no signal handler or timer thread can interrupt."""
+    faulthandler.dump_traceback_later(30, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +63,8 @@ def settings(database_url: str, tmp_path: Any) -> Settings:
         database_url=database_url,
         redis_url=TEST_REDIS,
         secret_key="test-secret-key-that-is-at-least-32-bytes",
+        station_key_encryption_key="test-station-key-encryption-key",
+        instance_dir=str(tmp_path / "instance"),
         media_dir=str(tmp_path / "media"),
         queue_name="lantian-test",
         judge_linger_ms=0,  # tests drain on purpose; the real-worker test runs with the default

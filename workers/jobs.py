@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from core import queue, runtime
+from core import audit, queue, runtime
 from core.db import utcnow
 from enforcement import cases, violations
 from remote_sensing import processing, snapshots
@@ -91,3 +91,12 @@ def mark_overdue() -> int:
     rt = runtime.current()
     with rt.sessions() as session, session.begin():
         return cases.record_overdue(session, cases.local_today(rt.tz))
+
+
+def audit_checkpoint() -> int:
+    """Append the signed head of the audit chain to LANTIAN_AUDIT_CHECKPOINT_DIR; its record id."""
+    rt = runtime.current()
+    if not rt.settings.audit_checkpoint_dir:
+        return 0
+    with rt.sessions() as session:
+        return audit.append_checkpoint(session, rt.settings.audit_checkpoint_dir, rt.settings.secret_key or "").id

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -45,10 +47,17 @@ def test_signature_matches_the_contract_formula():
     assert not identity.signature_matches("s3cret", expected, "POST", "/api/v1/x", "1700000000", body)
 
 
-@pytest.mark.parametrize("ts, ok", [("1000", True), ("700", True), ("699", False), ("1301", False), ("abc", False),
-                                    ("", False)])
-def test_timestamp_window(ts, ok):
-    assert identity.timestamp_fresh(ts, 1000.0, 300) is ok
+@pytest.mark.parametrize("ts, ok", [("1000", True), ("700", True), ("1300", True), ("699", False), ("1301", False),
+                                    ("abc", False), ("", False), ("１０００", False), ("1000.0", False)])
+def test_timestamp_window_is_symmetric(ts, ok):
+    assert (identity.timestamp_problem(ts, 1000, 300) is None) is ok
+
+
+def test_timestamp_messages_name_the_server_time_and_milliseconds():
+    stale = identity.timestamp_problem("1764600000", 1764620000, 300)
+    assert "20000 s" in stale and "server time 1764620000 (2025-12-01T20:13:20Z)" in stale
+    ms = identity.timestamp_problem("1764620000123", 1764620000, 300)
+    assert "looks like milliseconds" in ms and "unix seconds" in ms
 
 
 def test_password_hash_is_argon2_and_verifies():
@@ -59,7 +68,8 @@ def test_password_hash_is_argon2_and_verifies():
     assert not identity.verify_password("not-a-hash", "x")
 
 
-@given(st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=20)), st.integers(0, 2**53))
+@given(st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False),
+                 st.text(max_size=20)), st.integers(0, 2**53))
 def test_cursor_round_trip(key, row_id):
     assert decode_cursor(encode_cursor(key, row_id)) == (key, row_id)
 
@@ -69,10 +79,34 @@ def test_cursor_with_datetime_round_trip():
     assert decode_cursor(encode_cursor(t, 7)) == (t, 7)
 
 
-@pytest.mark.parametrize("bad", ["", "!!!", "bm90IGpzb24", "WzEsMl0x"])
+@pytest.mark.parametrize("bad", ["", "!!!", "bm90IGpzb24", "WzEsMl0x", "A" * 201])
 def test_foreign_cursor_is_a_client_error(bad):
     with pytest.raises(ApiError):
         decode_cursor(bad)
+
+
+def _forge(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.usefixtures("hang_guard")  # `None in range(2**64)` once walked the whole range
+@pytest.mark.parametrize("forged", [
+    [None, 1], ["x", 1], [1.5, 1], [True, 1], [2**63, 1], [1, None], [1, 2**63], [1, 1.0], [1, 2, 3], {"a": 1},
+    [{"t": "2026-01-01T00:00:00"}, 1], [{"t": 5}, 1], [{"t": "2026-01-01T00:00:00+00:00", "x": 1}, 1],
+    [[[[[[[[1]]]]]]], 1],
+])
+def test_forged_cursor_for_an_integer_key_is_refused_at_once(forged):
+    with pytest.raises(ApiError) as caught:
+        decode_cursor(_forge(forged), int)
+    assert caught.value.code == "invalid_cursor"
+
+
+def test_nullable_sort_key_takes_null_and_datetime_key_takes_only_aware_times():
+    assert decode_cursor(_forge([None, 3]), int, nullable=True) == (None, 3)
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    assert decode_cursor(encode_cursor(t, 4), datetime) == (t, 4)
+    with pytest.raises(ApiError):
+        decode_cursor(_forge([5, 4]), datetime)
 
 
 def _chain(n: int) -> list[audit.AuditRecord]:

@@ -166,3 +166,18 @@ def test_decode_grey_refuses_garbage() -> None:
     with pytest.raises(ImageRejected) as caught:
         decode_grey(b"\xff\xd8\xff\xe0garbage")
     assert caught.value.code == "image_corrupt"
+
+
+def _with_frame_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """`jpeg` with its SOF0 frame header claiming another size (the data is unchanged)."""
+    sof = jpeg.index(b"\xff\xc0")
+    return jpeg[: sof + 5] + struct.pack(">HH", height, width) + jpeg[sof + 9 :]
+
+
+def test_a_jpeg_header_claiming_more_pixels_than_its_data_holds_is_refused():
+    real = _encode(".jpg", 640, 480, channels=3)
+    assert _inspect(real).width == 640
+    bomb = _with_frame_size(real, 7999, 7999)
+    with pytest.raises(ImageRejected) as caught:
+        _inspect(bomb)
+    assert caught.value.code == "image_corrupt" and "7999x7999" in str(caught.value)
