@@ -10,7 +10,6 @@ import orjson
 from flask import Flask, Request, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_smorest import Api
 from sqlalchemy import text
 from werkzeug.routing import IntegerConverter
 
@@ -110,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     rt = runtime_mod.build(settings)
     runtime_mod.activate(rt)
     app.extensions["lantian"] = rt
-    api = Api(app)
+    api = openapi.LantianApi(app)
     for blp in _blueprints():
         api.register_blueprint(blp)
     # Plain Flask blueprints: pages for people, not part of the API document.

@@ -19,9 +19,16 @@ from flask_smorest import Api
 from core import identity
 from core.settings import Settings
 from core.web import BEARER_SCHEME, STATION_SCHEMES
+from schemas.common import Error
 
 SPEC_PATH = "/api/v1/openapi.json"
 SWAGGER_UI_DIR = str(resources.files("flask_swagger_ui") / "dist")
+
+
+class LantianApi(Api):
+    """flask-smorest's Api, documenting errors in Lantian's shape (`{"error": {...}}`)."""
+
+    ERROR_SCHEMA = Error
 
 
 @dataclass(frozen=True)

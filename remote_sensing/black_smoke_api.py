@@ -21,7 +21,8 @@ blp = Blueprint("black_smoke", __name__, url_prefix="/api/v1/black-smoke", descr
 
 @blp.post("/snapshots")
 @require_station("black_smoke")
-@blp.doc(requestBody={"content": {"multipart/form-data": {"schema": SnapshotUploadDoc}}})
+@blp.doc(requestBody={"content": {"multipart/form-data": {
+    "schema": SnapshotUploadDoc, "encoding": {"metadata": {"contentType": "application/json"}}}}})
 @blp.response(202, Accepted)
 @blp.alt_response(200, schema=Accepted, description="the same upload again (replay)")
 def post_snapshot() -> tuple[dict[str, Any], int]:

@@ -16,6 +16,11 @@ REGION = validate.Regexp(r"^\d{6}$", error="must be a 6-digit administrative reg
 PRINTABLE_ID = validate.Regexp(r"^[\x21-\x7e]{1,100}$", error="must be 1 to 100 printable ASCII characters")
 
 
+def doc(description: str, example: Any) -> dict[str, Any]:
+    """A field's `metadata` for the OpenAPI document: what it means, and a value it takes."""
+    return {"description": description, "example": example}
+
+
 UNSTORABLE_MESSAGE = "text must not contain NUL (U+0000) or unpaired surrogate (U+D800-U+DFFF) characters"
 # JSON can spell both (\u0000, a lone \ud800); PostgreSQL stores neither in text or JSONB,
 # and a lone surrogate cannot even be encoded as UTF-8.
@@ -157,8 +162,11 @@ class Error(Schema):
 
 
 class PageArgs(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500),
+                           metadata=doc("Items per page, 1 to 500 (default 50).", 50))
+    cursor = fields.String(load_default=None,
+                           metadata=doc("The `next_cursor` of the previous page; absent for the first page.",
+                                        "MTc5NTMwNjUzMDoxMjM"))
 
 
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
