@@ -147,7 +147,7 @@ def sign(key_id: str, secret: str | None, secret_stdin: bool, method: str, path:
     Needs no database: a station vendor can check their firmware's signatures with it."""
     if (secret is None) == (not secret_stdin):
         raise click.UsageError("give exactly one of --secret and --secret-stdin")
-    stdin = click.get_binary_stream("stdin")
+    stdin = sys.stdin.buffer
     if secret_stdin:
         secret = stdin.readline().decode().rstrip("\r\n")
     body = body_file.read() if body_file else stdin.read()
