@@ -100,7 +100,9 @@ and **stationSignature** schemes, always sent together):
   `GET` the empty string (its SHA-256 is `{hashlib.sha256(b"").hexdigest()}`).
 
 A missing header, an unknown key, a bad signature or a stale timestamp: 401; a suspended
-station: 403. Worked example: key id `{EXAMPLE.key_id}`, secret `{EXAMPLE.secret}`,
+station: 403.
+
+Worked example: key id `{EXAMPLE.key_id}`, secret `{EXAMPLE.secret}`,
 `{EXAMPLE.method} {EXAMPLE.path}` at `X-Timestamp: {EXAMPLE.timestamp}` with this body
 (UTF-8, no trailing newline):
 
