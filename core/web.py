@@ -29,7 +29,7 @@ from core import identity, regions
 from core.db import DriverConnection, driver_sql
 from core.errors import ApiError, Forbidden, Unauthorized
 from core.runtime import Runtime
-from schemas.common import parse_json
+from schemas.common import Error, parse_json
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,12 +128,23 @@ _AS_PERSON = {BEARER_SCHEME: []}
 _AS_STATION = {name: [] for name in STATION_SCHEMES}  # all three headers together
 
 
+def _refusal(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": Error}}}
+
+
+_REFUSALS = {
+    "401": _refusal("not signed in, or the signature or token does not hold"),
+    "403": _refusal("signed in, but this caller may not do this"),
+}
+
+
 def _documented(wrapper: Callable[..., Any], view: Callable[..., Any], security: list[dict], who: str) -> Any:
-    """Record who may call `view` in its OpenAPI operation: the security requirement, and a
-    line after the docstring's description (a view without a docstring stays without summary)."""
+    """Record who may call `view` in its OpenAPI operation: the security requirement, its
+    refusals, and a line after the docstring's description (a view without a docstring stays
+    without summary)."""
     if view.__doc__:
         wrapper.__doc__ = f"{inspect.cleandoc(view.__doc__)}\n\n{who}"
-    return Blueprint.doc(security=security)(wrapper)
+    return Blueprint.doc(security=security, **({"responses": _REFUSALS} if security else {}))(wrapper)
 
 
 def _roles(roles: tuple[str, ...]) -> str:

@@ -50,6 +50,8 @@ def test_every_operation_has_a_summary_tags_and_says_who_may_call_it(client):
     for method, path, op in ops:
         assert all(req in (STATION, PERSON) for req in op["security"]), (method, path, op["security"])
         assert "**Who**" in op.get("description", ""), (method, path)
+        if op["security"]:
+            assert {"401", "403"} <= set(op["responses"]), (method, path)
     security = {(m, p): op["security"] for m, p, op in ops}
     assert security[("post", "/api/v1/remote-sensing/events")] == [STATION]
     assert security[("post", "/api/v1/black-smoke/snapshots")] == [STATION]
