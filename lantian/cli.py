@@ -142,7 +142,7 @@ def stations_resume(code: str) -> None:
 @click.option("--body-file", type=click.File("rb"), help="The exact body bytes (default: the rest of standard input).")
 @click.option("--timestamp", help="Unix seconds to sign at (default: now).")
 def sign(key_id: str, secret: str | None, secret_stdin: bool, method: str, path: str, body_file, timestamp):  # type: ignore[no-untyped-def]
-    """Print the three signature headers for a request body (API.md section 2).
+    """Print the three signature headers a station sends with a request body (docs/stations.md).
 
     Needs no database: a station vendor can check their firmware's signatures with it."""
     if (secret is None) == (not secret_stdin):

@@ -162,7 +162,7 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
 def install(app: Flask, api: Api) -> None:
     """Security schemes in the document, and the page at /docs."""
     _security_schemes(api)
-    bp = Blueprint("api_docs", __name__, template_folder="templates", static_folder="static",
+    bp = Blueprint("docs_page", __name__, template_folder="templates", static_folder="static",
                    static_url_path="/docs/static")
 
     @bp.get("/docs")
