@@ -1,9 +1,16 @@
 # Two commands on a fresh machine:  `make run`  (the service on its embedded defaults)
 #                                   `make test` (the whole test suite)
 PY ?= python3
+# The development and test environment: runtime plus the [test] extra.
 VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
+# `make run` serves from its own environment with the runtime dependencies only.
+RUN_VENV ?= .venv-run
+RUN_BIN = $(RUN_VENV)/bin
+RUN_STAMP = $(RUN_VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
 
 .PHONY: run test test-pg lint bench clean translations
 
@@ -13,9 +20,15 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/lantian db upgrade
-	$(BIN)/lantian run --host 127.0.0.1 --port 5000
+$(RUN_STAMP): setup.cfg pyproject.toml
+	$(PY) -m venv $(RUN_VENV)
+	$(RUN_BIN)/pip install -q --upgrade pip
+	$(RUN_BIN)/pip install -q -e .
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	$(RUN_BIN)/lantian db upgrade
+	$(RUN_BIN)/lantian run --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
@@ -24,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) instance *.egg-info
+	rm -rf $(VENV) $(RUN_VENV) instance *.egg-info
 
 # The officers' pages' messages: extract, merge into the catalogues, compile (both the .po
 # and the .mo are committed, so a fresh clone needs no step).

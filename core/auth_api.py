@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from core import identity
 from core.errors import Unauthorized
-from core.web import runtime, sign_in
+from core.web import public, runtime, sign_in
 from schemas.auth import TokenIn, TokenOut
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Bearer tokens for people")
@@ -18,7 +18,9 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Bearer
 @blp.arguments(TokenIn)
 @blp.response(200, TokenOut)
 @blp.alt_response(429, description="too many failed sign-ins for this username or address (Retry-After)")
+@public
 def token(body: dict[str, Any]) -> dict[str, Any]:
+    """Sign in: a bearer token for a person."""
     user = sign_in(body["username"], body["password"])
     if user is None:
         raise Unauthorized("wrong username or password", code="invalid_credentials")

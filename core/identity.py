@@ -226,6 +226,12 @@ def sign(secret: str, method: str, path: str, timestamp: str, body: bytes) -> st
     return hmac.new(secret.encode(), signing_string(method, path, timestamp, body), hashlib.sha256).hexdigest()
 
 
+def signature_headers(key_id: str, secret: str, method: str, path: str, body: bytes, timestamp: str) -> dict[str, str]:
+    """The three headers a station sends with a request (API.md section 2)."""
+    return {"X-Station-Key": key_id, "X-Timestamp": timestamp,
+            "X-Signature": sign(secret, method, path, timestamp, body)}
+
+
 def signature_matches(secret: str, signature: str, method: str, path: str, timestamp: str, body: bytes) -> bool:
     expected = sign(secret, method, path, timestamp, body)
     return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())

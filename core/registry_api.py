@@ -20,6 +20,10 @@ blp = Blueprint("registry", __name__, url_prefix="/api/v1/registry", description
 @blp.arguments(FleetsIn)
 @blp.response(200, UpsertOut)
 def put_fleets(body: dict[str, Any]) -> registry.UpsertCount:
+    """Create or update transport fleets by `code`.
+
+    A fleet is a transport enterprise, keyed by its 18-character unified social credit code.
+    """
     session = db()
     count = registry.upsert_fleets(session, body["fleets"])
     codes = [f["code"] for f in body["fleets"]]

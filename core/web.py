@@ -7,6 +7,7 @@ the schemas, call a service with a `Session` and plain values, and serialise.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 import time
@@ -32,7 +33,7 @@ from core import identity, logs, regions
 from core.db import DriverConnection, driver_sql
 from core.errors import ApiError, Forbidden, TooManyRequests, Unauthorized
 from core.runtime import Runtime
-from schemas.common import parse_json
+from schemas.common import Error, parse_json
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -144,6 +145,43 @@ def _authorize_person(roles: tuple[str, ...]) -> Person:
     return person
 
 
+# --- what the OpenAPI document says about each operation's caller -------------------------
+
+# Security requirement names; lantian.openapi declares the schemes behind them.
+BEARER_SCHEME = "bearerAuth"
+STATION_SCHEMES = ("stationKey", "stationTimestamp", "stationSignature")
+_AS_PERSON = {BEARER_SCHEME: []}
+_AS_STATION = {name: [] for name in STATION_SCHEMES}  # all three headers together
+
+
+def _refusal(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": Error}}}
+
+
+_REFUSALS = {
+    "401": _refusal("not signed in, or the signature or token does not hold"),
+    "403": _refusal("signed in, but this caller may not do this"),
+}
+
+
+def _documented(wrapper: Callable[..., Any], view: Callable[..., Any], security: list[dict], who: str) -> Any:
+    """Record who may call `view` in its OpenAPI operation: the security requirement, its
+    refusals, and a line after the docstring's description (a view without a docstring stays
+    without summary)."""
+    if view.__doc__:
+        wrapper.__doc__ = f"{inspect.cleandoc(view.__doc__)}\n\n{who}"
+    return Blueprint.doc(security=security, **({"responses": _REFUSALS} if security else {}))(wrapper)
+
+
+def _roles(roles: tuple[str, ...]) -> str:
+    return ", ".join(f"`{role}`" for role in (*roles, identity.Role.ADMIN))
+
+
+def public(view: F) -> F:
+    """An operation anyone may call, on purpose (no token, no signature)."""
+    return _documented(view, view, [], "**Who**: anyone; no token or signature.")
+
+
 def require_person(*roles: str) -> Callable[[F], F]:
     """Bearer-token people with one of `roles` (admin always allowed)."""
 
@@ -153,7 +191,7 @@ def require_person(*roles: str) -> Callable[[F], F]:
             g.person = _authorize_person(roles)
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return _documented(wrapper, view, [_AS_PERSON], f"**Who**: a person with a bearer token, role {_roles(roles)}.")
 
     return decorate
 
@@ -268,7 +306,8 @@ def require_station(kind: str | None = None, *, remembered: bool = False) -> Cal
             g.station = _authenticate_station(kind, remembered=remembered)
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        stations = f"a `{kind}` station" if kind else "a station"
+        return _documented(wrapper, view, [_AS_STATION], f"**Who**: {stations}, signing the request (HMAC headers).")
 
     return decorate
 
@@ -287,7 +326,8 @@ def station_or_person(*roles: str) -> Callable[[F], F]:
                 g.person = _authorize_person(roles)
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return _documented(wrapper, view, [_AS_STATION, _AS_PERSON],
+                           f"**Who**: the station that sent it (signed), or a person with role {_roles(roles)}.")
 
     return decorate
 

@@ -17,7 +17,7 @@ from core.identity import Role
 from core.pagination import page
 from core.registry import Vehicle
 from core.spreadsheets import safe_cell
-from core.web import current_person, db, read_db, require_person, runtime
+from core.web import current_person, db, public, read_db, require_person, runtime
 from enforcement import listings
 from enforcement.cases import in_region, local_today
 from enforcement.models import Listing
@@ -52,6 +52,7 @@ def _blacklist_stmt(subject: str | None, region: str | None, scope: str | None, 
 @blp.arguments(BlacklistQuery, location="query")
 @blp.response(200, EntryPage)
 def list_blacklist(args: dict[str, Any]) -> dict[str, Any]:
+    """List blacklist entries (vehicles and fleets)."""
     session = read_db()
     stmt = _blacklist_stmt(args["subject"], args["region"], current_person().scope, args["active"])
     rows, next_cursor = page(session, stmt, Listing.listed_at, Listing.id, limit=args["limit"], cursor=args["cursor"])
@@ -63,6 +64,7 @@ def list_blacklist(args: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(DelistIn)
 @blp.response(200, EntryOut)
 def delist(body: dict[str, Any], entry_id: int) -> dict[str, Any]:
+    """Take an entry off the blacklist, with a reason."""
     session = db()
     entry = session.get(Listing, entry_id, with_for_update=True)
     if entry is None or not current_person().sees(entry.region):
@@ -80,6 +82,7 @@ def delist(body: dict[str, Any], entry_id: int) -> dict[str, Any]:
 @blp.arguments(KeySupervisionQuery, location="query")
 @blp.response(200, KeySupervisionPage)
 def key_supervision(args: dict[str, Any]) -> dict[str, Any]:
+    """List vehicles under key supervision with their reasons."""
     session = read_db()
     rt = runtime()
     policy, tz = rt.settings.policy, rt.tz
@@ -109,7 +112,9 @@ def _public_stmt(args: dict[str, Any]) -> Any:
 @blp.get("/public/blacklist")
 @blp.arguments(PublicQuery, location="query")
 @blp.response(200, PublicPage)
+@public
 def public_blacklist(args: dict[str, Any]) -> dict[str, Any]:
+    """The public disclosure of the active blacklist (plates masked, no personal data)."""
     session = read_db()
     rows, next_cursor = page(session, _public_stmt(args), Listing.listed_at, Listing.id,
                              limit=args["limit"], cursor=args["cursor"])
@@ -122,7 +127,9 @@ CSV_COLUMNS = ("subject_type", "plate", "plate_color", "fleet_code", "fleet_name
 @blp.get("/public/blacklist.csv")
 @blp.arguments(PublicQuery, location="query")
 @blp.response(200, description="the active blacklist as CSV (UTF-8 with BOM, for spreadsheets)")
+@public
 def public_blacklist_csv(args: dict[str, Any]) -> Response:
+    """The public disclosure of the active blacklist as CSV."""
     session = read_db()
     rows = session.scalars(_public_stmt(args).order_by(Listing.listed_at.desc(), Listing.id.desc())).all()
     out = io.StringIO()

@@ -56,6 +56,7 @@ def present_one(case: Case) -> dict[str, Any]:
 @blp.arguments(CaseQuery, location="query")
 @blp.response(200, CasePage)
 def list_cases(query: dict[str, Any]) -> Response:
+    """List I/M cases, newest first."""
     session, now = read_db(), today()
     stmt = cases.cases_query(scope=current_person().scope, today=now, status=query["status"],
                              overdue=query["overdue"], region=query["region"])
@@ -69,6 +70,7 @@ def list_cases(query: dict[str, Any]) -> Response:
 @require_person(*READERS)
 @blp.response(200, CaseOut)
 def get_case(case_id: int) -> dict[str, Any]:
+    """Read one I/M case with its violations, notices, penalties, repairs and retests."""
     return present_one(cases.visible_case(db(), case_id, current_person().scope))
 
 
@@ -77,6 +79,11 @@ def get_case(case_id: int) -> dict[str, Any]:
 @blp.arguments(NoticeIn)
 @blp.response(201, NoticeOut)
 def post_notice(body: dict[str, Any], case_id: int) -> Any:
+    """Issue the mandatory inspection and repair notice on a case.
+
+    The deadline is `issued_on` plus `deadline_days`; the same notice sent again answers 200 with
+    the stored one.
+    """
     session = db()
     notice = cases.issue_notice(session, case_id, actor=Actor.of(current_person()), today=today(),
                                 policy=runtime().settings.policy, **body)
@@ -89,6 +96,7 @@ def post_notice(body: dict[str, Any], case_id: int) -> Any:
 @blp.arguments(PenaltyIn)
 @blp.response(201, PenaltyOut)
 def post_penalty(body: dict[str, Any], case_id: int) -> Any:
+    """Record a penalty decision, or a waiver, on an open case."""
     no_future(body, "issued_at")
     session, actor = db(), Actor.of(current_person())
     if body["waived"]:
@@ -111,6 +119,7 @@ def post_penalty(body: dict[str, Any], case_id: int) -> Any:
 @blp.arguments(RepairIn)
 @blp.response(201, RepairOut)
 def post_repair(body: dict[str, Any]) -> Any:
+    """Record a repair done at an M station on the vehicle's open case."""
     no_future(body, "completed_at")
     session = db()
     repair = cases.record_repair(session, actor=Actor.of(current_person()), **body)
@@ -123,6 +132,11 @@ def post_repair(body: dict[str, Any]) -> Any:
 @blp.arguments(RetestIn)
 @blp.response(201, RetestOut)
 def post_retest(body: dict[str, Any]) -> Any:
+    """Record a retest done at an I station on the vehicle's open case.
+
+    A passed retest after the repair, with the penalties recorded, closes the case; a failed one
+    sends it back to `notified`.
+    """
     no_future(body, "tested_at")
     session = db()
     retest = cases.record_retest(session, actor=Actor.of(current_person()), **body)

@@ -21,6 +21,11 @@ blp = Blueprint("registry_vehicles", __name__, url_prefix="/api/v1/registry", de
 @blp.arguments(VehiclesIn)
 @blp.response(200, UpsertOut)
 def put_vehicles(body: dict[str, Any]) -> registry.UpsertCount:
+    """Create or update registered vehicles by plate and plate colour (up to 5,000 a call).
+
+    Fleets named by `fleet_code` must exist first; listings that depend on fleet membership are re-
+    evaluated.
+    """
     session = db()
     vehicles = body["vehicles"]
     unknown = registry.missing_fleets(session, {v["fleet_code"] for v in vehicles if v.get("fleet_code")})

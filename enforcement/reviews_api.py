@@ -21,6 +21,11 @@ blp = Blueprint("black_smoke_reviews", __name__, url_prefix="/api/v1", descripti
 @blp.response(200, SnapshotOut)
 @blp.alt_response(409, description="already_reviewed")
 def post_review(body: dict[str, Any], snapshot_id: int) -> dict[str, Any]:
+    """Confirm or reject a black-smoke snapshot.
+
+    A confirmation creates a violation; a second review of the same snapshot answers 409
+    `already_reviewed`.
+    """
     rt = runtime()
     person = current_person()
     snapshot = reviews.review(

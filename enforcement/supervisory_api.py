@@ -23,6 +23,11 @@ blp = Blueprint("supervisory_tests", __name__, url_prefix="/api/v1", description
 @blp.response(201, SupervisoryTestOut)
 @blp.alt_response(200, schema=SupervisoryTestOut, description="the same test again (a retry): the stored one")
 def post_test(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Record a road or depot check; a failed one creates a violation.
+
+    The same test posted again (a retry) answers 200 with the stored one and makes no second
+    violation.
+    """
     no_future(body, "tested_at")
     session, rt = db(), runtime()
     recorded = supervisory.record_test(

@@ -20,6 +20,10 @@ blp = Blueprint("vehicles", __name__, url_prefix="/api/v1/vehicles", description
 @require_person(Role.POLICE, Role.ENV_OFFICER, Role.TRANSPORT)
 @blp.arguments(VehicleQuery, location="query")
 def get_vehicle(query: dict[str, Any], plate: str) -> dict[str, Any]:
+    """One vehicle's status.
+
+    Its registry fields, open case, violations this inspection cycle, listings and key-supervision reasons.
+    """
     session = read_db()
     vehicle = registry.find_vehicle(session, plates.clean_plate(plate), query.get("plate_color"))
     if vehicle is None or not current_person().sees(vehicle.region):

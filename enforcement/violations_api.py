@@ -24,6 +24,7 @@ blp = Blueprint("violations", __name__, url_prefix="/api/v1", description="Viola
 @blp.arguments(ViolationQuery, location="query")
 @blp.response(200, ViolationPage)
 def list_violations(query: dict[str, Any]) -> dict[str, Any]:
+    """List violations, newest first (active ones unless `status` says otherwise)."""
     session = read_db()
     stmt = violations_query(ViolationFilter(
         scope=current_person().scope, plate=query["plate"], plate_color=query["plate_color"], region=query["region"],
@@ -40,6 +41,7 @@ def list_violations(query: dict[str, Any]) -> dict[str, Any]:
 @require_person(*READERS)
 @blp.response(200, ViolationOut)
 def get_violation(violation_id: int) -> dict[str, Any]:
+    """Read one violation with its evidence."""
     session = db()
     violation = session.get(Violation, violation_id)
     if violation is None or not regions.contains(current_person().scope, violation.region):

@@ -8,10 +8,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from flask import Flask, Request, Response, g, jsonify, render_template_string, request
+from flask import Flask, Request, Response, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_smorest import Api
 from sqlalchemy import text
 from werkzeug.routing import IntegerConverter
 
@@ -20,7 +19,7 @@ from core import runtime as runtime_mod
 from core.errors import ApiError
 from core.settings import Settings
 from core.web import close_db, install_error_handlers, install_request_log, runtime
-from lantian import metrics
+from lantian import metrics, openapi
 from schemas.common import UNSTORABLE_MESSAGE, has_unstorable
 
 log = logging.getLogger(__name__)
@@ -110,10 +109,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS=openapi.spec_options(settings),
     )
     runtime_mod.activate(rt)
     app.extensions["lantian"] = rt
-    api = Api(app)
+    api = openapi.LantianApi(app)
     for blp in _blueprints():
         api.register_blueprint(blp)
     # Plain Flask blueprints: pages for people, not part of the API document.
@@ -129,19 +129,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     _refuse_unstorable(app)
     app.teardown_appcontext(close_db)
     metrics.install(app)
-    _operations(app, api)
+    _operations(app)
+    openapi.install(app, api)
     return app
-
-
-_DOCS = """<!doctype html><html lang="en"><meta charset="utf-8"><title>Lantian API</title>
-<style>body{font:15px system-ui;margin:2em;max-width:70em}code{background:#eee;padding:0 .3em}
-h2{margin-top:1.5em}td{padding:.2em .8em;vertical-align:top}</style>
-<h1>Lantian API {{ spec.info.version }}</h1>
-<p>Machine-readable: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a> (OpenAPI {{ spec.openapi }}).</p>
-{% for path, ops in spec.paths.items() %}<h2><code>{{ path }}</code></h2><table>
-{% for method, op in ops.items() if method in ("get","post","put","patch","delete") %}
-<tr><td><b>{{ method|upper }}</b></td><td>{{ op.summary or op.description or "" }}</td>
-<td>{{ op.responses.keys()|join(", ") }}</td></tr>{% endfor %}</table>{% endfor %}"""
 
 
 def _page_headers(app: Flask) -> None:
@@ -199,7 +189,7 @@ def _refuse_unstorable(app: Flask) -> None:
             raise ApiError(UNSTORABLE_MESSAGE, code="nul_character")
 
 
-def _operations(app: Flask, api: Api) -> None:
+def _operations(app: Flask) -> None:
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify({"status": "ok"})
@@ -228,7 +218,3 @@ def _operations(app: Flask, api: Api) -> None:
             checks["redis"] = "not configured (jobs run inline)"
         ready = all(not v.startswith("error") for v in checks.values())
         return jsonify({"status": "ready" if ready else "not_ready", "checks": checks}), 200 if ready else 503
-
-    @app.get("/docs")
-    def docs() -> str:
-        return render_template_string(_DOCS, spec=api.spec.to_dict())

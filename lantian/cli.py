@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -183,6 +184,29 @@ def stations_suspend(code: str) -> None:
 @with_appcontext
 def stations_resume(code: str) -> None:
     _set_suspended(code, False)
+
+
+@cli.command("sign", with_appcontext=False)  # needs no app, database or settings
+@click.option("--key-id", required=True, help="The station's key id.")
+@click.option("--secret", help="The station's secret (visible to other users of this machine: prefer --secret-stdin).")
+@click.option("--secret-stdin", is_flag=True, help="Read the secret from the first line of standard input.")
+@click.option("--method", required=True, help="The HTTP method, such as POST.")
+@click.option("--path", "path", required=True, help="The path as sent, with ?query when there is one.")
+@click.option("--body-file", type=click.File("rb"), help="The exact body bytes (default: the rest of standard input).")
+@click.option("--timestamp", help="Unix seconds to sign at (default: now).")
+def sign(key_id: str, secret: str | None, secret_stdin: bool, method: str, path: str, body_file, timestamp):  # type: ignore[no-untyped-def]
+    """Print the three signature headers a station sends with a request body (docs/stations.md).
+
+    Needs no database: a station vendor can check their firmware's signatures with it."""
+    if (secret is None) == (not secret_stdin):
+        raise click.UsageError("give exactly one of --secret and --secret-stdin")
+    stdin = sys.stdin.buffer
+    if secret_stdin:
+        secret = stdin.readline().decode().rstrip("\r\n")
+    body = body_file.read() if body_file else stdin.read()
+    headers = identity.signature_headers(key_id, secret, method, path, body, timestamp or str(int(time.time())))
+    for name, value in headers.items():
+        click.echo(f"{name}: {value}")
 
 
 # --- people and organisations ------------------------------------------------------------

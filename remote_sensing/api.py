@@ -58,6 +58,11 @@ def _too_large(_err: Exception) -> Response:
 @blp.response(202, Accepted)
 @blp.alt_response(200, schema=Accepted, description="the same event again (replay)")
 def post_event() -> Response:
+    """Send one remote-sensing event.
+
+    Stored durably before the answer: 202 the first time, 200 with the same `id` when the same
+    `event_id` comes again with the same body, 409 `event_id_conflict` with a different body.
+    """
     body = json_body()  # its text is checked here
     outcome = ingest.ingest(_store(), g.station.id, [body], runtime().settings.future_tolerance_s, text_checked=True)[0]
     if outcome.status == ingest.INVALID:
@@ -79,6 +84,11 @@ def post_event() -> Response:
 @blp.doc(requestBody={"content": {"application/json": {"schema": BatchIn}}})
 @blp.response(200, BatchOut)
 def post_batch() -> Response:
+    """Send up to 500 remote-sensing events in one call.
+
+    Each event is answered on its own, in request order (`received`, `duplicate`, `conflict` or
+    `invalid` with its `errors`); one bad event does not reject the others.
+    """
     body = json_body(check_text=False)  # each event is checked on its own: one bad event rejects no other
     settings = runtime().settings
     try:
@@ -97,6 +107,7 @@ def post_batch() -> Response:
 @station_or_person(Role.ENV_OFFICER, Role.POLICE)
 @blp.response(200, EventOut)
 def get_event(event_pk: int) -> dict[str, Any]:
+    """Read one event: its validity, verdict and the vehicle it matched."""
     session = db()
     row = session.execute(
         select(Event, Station.code).join(Station, Station.id == Event.station_id).where(Event.id == event_pk)

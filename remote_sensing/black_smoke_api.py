@@ -21,10 +21,16 @@ blp = Blueprint("black_smoke", __name__, url_prefix="/api/v1/black-smoke", descr
 
 @blp.post("/snapshots")
 @require_station("black_smoke")
-@blp.doc(requestBody={"content": {"multipart/form-data": {"schema": SnapshotUploadDoc}}})
+@blp.doc(requestBody={"content": {"multipart/form-data": {
+    "schema": SnapshotUploadDoc, "encoding": {"metadata": {"contentType": "application/json"}}}}})
 @blp.response(202, Accepted)
 @blp.alt_response(200, schema=Accepted, description="the same upload again (replay)")
 def post_snapshot() -> tuple[dict[str, Any], int]:
+    """Upload one black-smoke snapshot: a `metadata` JSON part and 1 to 3 `images`.
+
+    Same idempotency as events (`event_id`): 202 the first time, 200 for the same upload again, 409
+    for a different one. The signature covers the exact multipart body bytes.
+    """
     # require_station has read and cached the raw body for the signature; werkzeug parses
     # the form from that cache.
     if request.mimetype != "multipart/form-data":
@@ -48,6 +54,7 @@ def post_snapshot() -> tuple[dict[str, Any], int]:
 @blp.arguments(SnapshotListArgs, location="query")
 @blp.response(200, SnapshotPage)
 def list_snapshots(args: dict[str, Any]) -> dict[str, Any]:
+    """List snapshots waiting for review (highest Ringelmann estimate first)."""
     rows, next_cursor = snapshots.queue_page(
         db(), status=args["status"], scope=current_person().scope, limit=args["limit"], cursor=args["cursor"]
     )
@@ -59,6 +66,7 @@ def list_snapshots(args: dict[str, Any]) -> dict[str, Any]:
 @blp.doc(responses={"200": {"description": "the image bytes, typed by their sniffed format", "content": {
     media: {"schema": {"type": "string", "format": "binary"}} for media in ("image/jpeg", "image/png")}}})
 def get_image(snapshot_id: int, n: int) -> Response:
+    """Fetch one image of a snapshot (`n` from 0)."""
     if g.station is not None:
         snapshot = snapshots.get(db(), snapshot_id)
         if snapshot.station_id != g.station.id:

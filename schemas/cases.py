@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from core.registry import PLATE_COLORS
-from schemas.common import REGION, AwareDateTime, Day, PageArgs, StrictInteger, note_text, single_line
+from schemas.common import REGION, AwareDateTime, Day, PageArgs, StrictInteger, doc, note_text, single_line
 from schemas.registry import PlateField
 
 # The contract's enumerations (API.md section 6); enforcement.models stores these.
@@ -27,38 +27,65 @@ def StrictBoolean(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - used like a 
 
 
 class VehicleRef(Schema):
-    plate = PlateField(required=True)
-    plate_color = fields.String(required=True, validate=PLATE_COLOR)
+    plate = PlateField(required=True,
+                       metadata=doc("The vehicle's plate as registered (cleaned: upper case, half-width, separators "
+                                    "removed).", "苏B12345"))
+    plate_color = fields.String(required=True, validate=PLATE_COLOR,
+                                metadata=doc("Plate colour: `blue`, `yellow`, `green`, `yellow_green`, `white` or "
+                                             "`black`.", "yellow"))
 
 
 # --- requests ----------------------------------------------------------------------------
 
 
 class SupervisoryTestIn(VehicleRef):
-    tested_at = AwareDateTime(required=True)
-    kind = fields.String(required=True, validate=validate.OneOf(TEST_KINDS))
-    method = fields.String(required=True, validate=METHOD)
-    results = fields.Dict(keys=fields.String(), load_default=dict)
-    passed = StrictBoolean(required=True)
-    location = fields.String(load_default=None, validate=[validate.Length(max=200), single_line])
-    region = fields.String(load_default=None, validate=REGION)
+    tested_at = AwareDateTime(required=True,
+                              metadata=doc("When the test was done, RFC 3339 with an offset.",
+                                           "2026-11-20T10:30:00+08:00"))
+    kind = fields.String(required=True, validate=validate.OneOf(TEST_KINDS),
+                         metadata=doc("`road_check` or `depot_check`.", "road_check"))
+    method = fields.String(required=True, validate=METHOD,
+                           metadata=doc("Test method: `free_acceleration`, `lug_down`, `two_speed_idle`, "
+                                        "`simple_transient`, ...", "free_acceleration"))
+    results = fields.Dict(keys=fields.String(), load_default=dict,
+                          metadata=doc("Measured values by name.", {"opacity_pct": 45.2}))
+    passed = StrictBoolean(required=True,
+                           metadata=doc("Whether the vehicle passed; a failed test creates a violation.", False))
+    location = fields.String(load_default=None, validate=[validate.Length(max=200), single_line],
+                             metadata=doc("Where the test was done (free text).", "G312 无锡东收费站"))
+    region = fields.String(load_default=None, validate=REGION,
+                           metadata=doc("6-digit region code where the test was done (default: the officer's region, "
+                                        "then the vehicle's).", "320205"))
 
 
 class NoticeIn(Schema):
-    deadline_days = StrictInteger(load_default=None, validate=validate.Range(1, 3650))
-    issued_on = Day(load_default=None)
+    deadline_days = StrictInteger(load_default=None, validate=validate.Range(1, 3650),
+                                  metadata=doc("Days the owner has to repair and be retested (default: the policy's "
+                                               "notice deadline).", 15))
+    issued_on = Day(load_default=None,
+                    metadata=doc("Day the notice was served (default today, never in the future: notices served on "
+                                 "paper are entered later).", "2026-11-20"))
 
 
 class PenaltyIn(Schema):
     """A penalty decision, or `{"waived": true, "reason"}`."""
 
-    waived = StrictBoolean(load_default=False)
-    reason = fields.String(load_default=None, validate=[validate.Length(1, 2000), note_text])
-    decision_no = fields.String(load_default=None, validate=[validate.Length(1, 64), single_line])
+    waived = StrictBoolean(load_default=False,
+                           metadata=doc("`true` to record a waiver (with `reason`) instead of a penalty.", False))
+    reason = fields.String(load_default=None, validate=[validate.Length(1, 2000), note_text],
+                           metadata=doc("Why the penalty is waived (waivers only).", "首次轻微违法，当场改正"))
+    decision_no = fields.String(load_default=None, validate=[validate.Length(1, 64), single_line],
+                                metadata=doc("Number of the administrative penalty decision (penalties only).",
+                                             "锡公交罚决字〔2026〕00123号"))
     # The policy's `penalty_max_yuan` is checked by the route; this bound is what a column holds.
-    amount_yuan = StrictInteger(load_default=None, validate=validate.Range(0, 2**31 - 1))
-    legal_basis = fields.String(load_default=None, validate=[validate.Length(1, 2000), note_text])
-    issued_at = AwareDateTime(load_default=None)
+    amount_yuan = StrictInteger(load_default=None, validate=validate.Range(0, 2**31 - 1),
+                                metadata=doc("The fine, in whole yuan.", 2000))
+    legal_basis = fields.String(load_default=None, validate=[validate.Length(1, 2000), note_text],
+                                metadata=doc("The legal basis of the decision.",
+                                             "《中华人民共和国大气污染防治法》第一百一十四条"))
+    issued_at = AwareDateTime(load_default=None,
+                              metadata=doc("When the decision was issued, RFC 3339 with an offset.",
+                                           "2026-11-21T09:00:00+08:00"))
 
     @validates_schema
     def _one_kind(self, data: dict[str, Any], **_: object) -> None:
@@ -73,27 +100,44 @@ class PenaltyIn(Schema):
 
 
 class RepairIn(VehicleRef):
-    completed_at = AwareDateTime(load_default=None)
+    completed_at = AwareDateTime(load_default=None,
+                                 metadata=doc("When the repair was completed, RFC 3339 with an offset (default now).",
+                                              "2026-11-25T16:00:00+08:00"))
     items = fields.List(fields.String(validate=[validate.Length(1, 200), single_line]), load_default=list,
-                        validate=validate.Length(max=100))
-    notes = fields.String(load_default=None, validate=[validate.Length(max=2000), note_text])
+                        validate=validate.Length(max=100),
+                        metadata=doc("What was done: up to 100 items of up to 200 characters.",
+                                     ["更换DPF", "清洗喷油器"]))
+    notes = fields.String(load_default=None, validate=[validate.Length(max=2000), note_text],
+                          metadata=doc("Free text, up to 2,000 characters.", "更换后自检烟度 0.4 m⁻¹"))
 
 
 class RetestIn(VehicleRef):
-    tested_at = AwareDateTime(load_default=None)
-    method = fields.String(required=True, validate=METHOD)
-    results = fields.Dict(keys=fields.String(), load_default=dict)
-    passed = StrictBoolean(required=True)
+    tested_at = AwareDateTime(load_default=None,
+                              metadata=doc("When the retest was done, RFC 3339 with an offset (default now).",
+                                           "2026-11-26T10:00:00+08:00"))
+    method = fields.String(required=True, validate=METHOD,
+                           metadata=doc("Test method: `free_acceleration`, `lug_down`, `two_speed_idle`, "
+                                        "`simple_transient`, ...", "lug_down"))
+    results = fields.Dict(keys=fields.String(), load_default=dict,
+                          metadata=doc("Measured values by name.", {"opacity_pct": 12.0}))
+    passed = StrictBoolean(required=True, metadata=doc("Whether the vehicle passed.", True))
 
 
 class ViolationQuery(PageArgs):
-    plate = PlateField(load_default=None)
-    plate_color = fields.String(load_default=None, validate=PLATE_COLOR)
-    region = fields.String(load_default=None, validate=REGION)
-    source = fields.String(load_default=None, validate=validate.OneOf(SOURCES))
-    from_ = Day(load_default=None, data_key="from")
-    to = Day(load_default=None)
-    status = fields.String(load_default=ACTIVE, validate=validate.OneOf((*VIOLATION_STATUSES, "all")))
+    plate = PlateField(load_default=None, metadata=doc("Only this vehicle's violations.", "苏B12345"))
+    plate_color = fields.String(load_default=None, validate=PLATE_COLOR,
+                                metadata=doc("Plate colour: `blue`, `yellow`, `green`, `yellow_green`, `white` or "
+                                             "`black`.", "yellow"))
+    region = fields.String(load_default=None, validate=REGION,
+                           metadata=doc("Only violations seen in this region or its children (6-digit code).",
+                                        "320200"))
+    source = fields.String(load_default=None, validate=validate.OneOf(SOURCES),
+                           metadata=doc("`remote_sensing`, `black_smoke`, `road_check` or `depot_check`.",
+                                        "remote_sensing"))
+    from_ = Day(load_default=None, data_key="from", metadata=doc("Detected on or after this local day.", "2026-11-01"))
+    to = Day(load_default=None, metadata=doc("Detected on or before this local day.", "2026-11-30"))
+    status = fields.String(load_default=ACTIVE, validate=validate.OneOf((*VIOLATION_STATUSES, "all")),
+                           metadata=doc("`active` (default), `withdrawn` or `all`.", "active"))
 
     @validates_schema
     def _order(self, data: dict[str, Any], **_: object) -> None:
@@ -102,9 +146,11 @@ class ViolationQuery(PageArgs):
 
 
 class CaseQuery(PageArgs):
-    status = fields.String(load_default=None, validate=validate.OneOf(CASE_STATUSES))
-    overdue = fields.Boolean(load_default=None)
-    region = fields.String(load_default=None, validate=REGION)
+    status = fields.String(load_default=None, validate=validate.OneOf(CASE_STATUSES),
+                           metadata=doc("`open`, `notified`, `repaired` or `closed`.", "notified"))
+    overdue = fields.Boolean(load_default=None, metadata=doc("`true`: only open cases past their deadline.", True))
+    region = fields.String(load_default=None, validate=REGION,
+                           metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
 
 
 # --- answers -----------------------------------------------------------------------------

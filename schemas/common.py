@@ -49,6 +49,11 @@ def not_blank(value: str) -> str:
     return value
 
 
+def doc(description: str, example: Any) -> dict[str, Any]:
+    """A field's `metadata` for the OpenAPI document: what it means, and a value it takes."""
+    return {"description": description, "example": example}
+
+
 UNSTORABLE_MESSAGE = "text must not contain NUL (U+0000) or unpaired surrogate (U+D800-U+DFFF) characters"
 # JSON can spell both (\u0000, a lone \ud800); PostgreSQL stores neither in text or JSONB,
 # and a lone surrogate cannot even be encoded as UTF-8.
@@ -222,8 +227,11 @@ class Error(Schema):
 
 
 class PageArgs(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500),
+                           metadata=doc("Items per page, 1 to 500 (default 50).", 50))
+    cursor = fields.String(load_default=None,
+                           metadata=doc("The `next_cursor` of the previous page; absent for the first page.",
+                                        "MTc5NTMwNjUzMDoxMjM"))
 
 
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"

@@ -9,22 +9,32 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from core.registry import FUEL_TYPES, PLATE_COLORS
-from schemas.common import PRINTABLE_ID, AwareDateTime, StrictFloat, StrictInteger
+from schemas import examples
+from schemas.common import PRINTABLE_ID, AwareDateTime, StrictFloat, StrictInteger, doc
 
 
 class PlateIn(Schema):
-    number = fields.String(required=True, validate=validate.Length(1, 32))
-    color = fields.String(required=True, validate=validate.OneOf(PLATE_COLORS))
-    confidence = StrictFloat(required=True, validate=validate.Range(0, 1))
+    number = fields.String(required=True, validate=validate.Length(1, 32),
+                           metadata=doc("The plate characters as read (the server cleans them: upper case, half-width, "
+                                        "separators removed).", "苏B12345"))
+    color = fields.String(required=True, validate=validate.OneOf(PLATE_COLORS),
+                          metadata=doc("Plate colour: `blue`, `yellow`, `green`, `yellow_green`, `white` or `black`.",
+                                       "yellow"))
+    confidence = StrictFloat(required=True, validate=validate.Range(0, 1),
+                             metadata=doc("The reader's confidence, 0 to 1; below the policy minimum (default 0.80) "
+                                          "the event is stored as `plate_unreadable`.", 0.97))
 
 
 class MeasurementsIn(Schema):
-    co_pct = StrictFloat(allow_none=True, validate=validate.Range(0, 100))
-    co2_pct = StrictFloat(allow_none=True, validate=validate.Range(0, 100))
-    hc_ppm = StrictFloat(allow_none=True, validate=validate.Range(0, 1_000_000))
-    no_ppm = StrictFloat(allow_none=True, validate=validate.Range(0, 1_000_000))
-    opacity_pct = StrictFloat(allow_none=True, validate=validate.Range(0, 100))
-    ringelmann = StrictInteger(allow_none=True, validate=validate.Range(0, 5))
+    co_pct = StrictFloat(allow_none=True, validate=validate.Range(0, 100), metadata=doc("CO, volume %.", 0.12))
+    co2_pct = StrictFloat(allow_none=True, validate=validate.Range(0, 100),
+                          metadata=doc("CO2, volume % (too weak a signal makes the event invalid).", 12.1))
+    hc_ppm = StrictFloat(allow_none=True, validate=validate.Range(0, 1_000_000), metadata=doc("HC, ppm.", 45))
+    no_ppm = StrictFloat(allow_none=True, validate=validate.Range(0, 1_000_000), metadata=doc("NO, ppm.", 820))
+    opacity_pct = StrictFloat(allow_none=True, validate=validate.Range(0, 100),
+                              metadata=doc("Opacity, % (diesel).", 12.5))
+    ringelmann = StrictInteger(allow_none=True, validate=validate.Range(0, 5),
+                               metadata=doc("Ringelmann blackness level, 0 to 5 (diesel).", 0))
 
     @validates_schema
     def _some_value(self, data: dict, **_: object) -> None:
@@ -33,10 +43,13 @@ class MeasurementsIn(Schema):
 
 
 class ConditionsIn(Schema):
-    wind_speed_ms = StrictFloat(allow_none=True, validate=validate.Range(0, 80))
-    temperature_c = StrictFloat(allow_none=True, validate=validate.Range(-60, 70))
-    humidity_pct = StrictFloat(allow_none=True, validate=validate.Range(0, 100))
-    pressure_kpa = StrictFloat(allow_none=True, validate=validate.Range(30, 120))
+    wind_speed_ms = StrictFloat(allow_none=True, validate=validate.Range(0, 80), metadata=doc("Wind speed, m/s.", 2.1))
+    temperature_c = StrictFloat(allow_none=True, validate=validate.Range(-60, 70),
+                                metadata=doc("Air temperature, °C.", 12.0))
+    humidity_pct = StrictFloat(allow_none=True, validate=validate.Range(0, 100),
+                               metadata=doc("Relative humidity, %.", 65))
+    pressure_kpa = StrictFloat(allow_none=True, validate=validate.Range(30, 120),
+                               metadata=doc("Air pressure, kPa.", 101.2))
 
 
 class StationRecordIn(Schema):
@@ -45,23 +58,42 @@ class StationRecordIn(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    event_id = fields.String(required=True, validate=PRINTABLE_ID)
-    lane = StrictInteger(allow_none=True, validate=validate.Range(1, 20))
-    plate = fields.Nested(PlateIn, required=True)
+    event_id = fields.String(required=True, validate=PRINTABLE_ID,
+                             metadata=doc("The station's own id for this record, unique per station: the idempotency "
+                                          "key (1 to 100 printable ASCII characters).", "RS001-20261122-000123"))
+    lane = StrictInteger(allow_none=True, validate=validate.Range(1, 20),
+                         metadata=doc("Lane number, 1 to 20 (null when the station has one lane).", 1))
+    plate = fields.Nested(PlateIn, required=True, metadata=doc("The plate as the station read it.", examples.PLATE))
 
 
 class EventIn(StationRecordIn):
-    measured_at = AwareDateTime(required=True)
-    speed_kmh = StrictFloat(required=True, validate=validate.Range(0, 400))
-    acceleration_ms2 = StrictFloat(required=True, validate=validate.Range(-30, 30))
-    vsp_kw_t = StrictFloat(allow_none=True, validate=validate.Range(-200, 400))
-    measurements = fields.Nested(MeasurementsIn, required=True)
-    conditions = fields.Nested(ConditionsIn, load_default=dict)
-    fuel_type_observed = fields.String(allow_none=True, validate=validate.OneOf(FUEL_TYPES))
+    measured_at = AwareDateTime(required=True,
+                                metadata=doc("When the vehicle passed, RFC 3339 with an offset; not more than the "
+                                             "tolerance (default 300 s) in the future.", "2026-11-22T08:15:30+08:00"))
+    speed_kmh = StrictFloat(required=True, validate=validate.Range(0, 400),
+                            metadata=doc("Speed, km/h; outside the validity window (default 5 to 120) the event is "
+                                         "stored but invalid.", 42.5))
+    acceleration_ms2 = StrictFloat(required=True, validate=validate.Range(-30, 30),
+                                   metadata=doc("Acceleration, m/s²; valid between -2.0 and 2.0 by default.", 0.3))
+    vsp_kw_t = StrictFloat(allow_none=True, validate=validate.Range(-200, 400),
+                           metadata=doc("Vehicle specific power, kW/t; when absent the server computes it from speed "
+                                        "and acceleration (flat road).", 8.2))
+    measurements = fields.Nested(MeasurementsIn, required=True,
+                                 metadata=doc("What the instrument measured: at least one value; unmeasured values "
+                                              "null or absent.", examples.MEASUREMENTS))
+    conditions = fields.Nested(ConditionsIn, load_default=dict,
+                               metadata=doc("Weather at the station, for the validity checks (wind, temperature, "
+                                            "humidity).", examples.CONDITIONS))
+    fuel_type_observed = fields.String(allow_none=True, validate=validate.OneOf(FUEL_TYPES),
+                                       metadata=doc("Fuel the station saw (`gasoline`, `diesel`, `gas`, `hybrid`, "
+                                                    "`electric`); used when the plate matches no registered vehicle.",
+                                                    "diesel"))
 
 
 class BatchIn(Schema):
-    events = fields.List(fields.Raw(), required=True, validate=validate.Length(1, 500))
+    events = fields.List(fields.Raw(), required=True, validate=validate.Length(1, 500),
+                         metadata=doc("1 to 500 events, each as the body of `POST /api/v1/remote-sensing/events`; each "
+                                      "is answered on its own.", [examples.EVENT]))
 
 
 class Accepted(Schema):

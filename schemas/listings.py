@@ -4,28 +4,37 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from schemas.common import REGION, AwareDateTime, PageArgs, not_blank, note_text
+from schemas.common import REGION, AwareDateTime, PageArgs, doc, not_blank, note_text
 
 
 class BlacklistQuery(PageArgs):
-    subject = fields.String(load_default=None, validate=validate.OneOf(("vehicle", "fleet")))
-    active = fields.Boolean(load_default=None)
-    region = fields.String(load_default=None, validate=REGION)
+    subject = fields.String(load_default=None, validate=validate.OneOf(("vehicle", "fleet")),
+                            metadata=doc("Only `vehicle` or only `fleet` entries.", "vehicle"))
+    active = fields.Boolean(load_default=None,
+                            metadata=doc("`true`: only active entries; `false`: only delisted ones.", True))
+    region = fields.String(load_default=None, validate=REGION,
+                           metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
 
 
 class PublicQuery(PageArgs):
-    subject = fields.String(load_default=None, validate=validate.OneOf(("vehicle", "fleet")))
-    region = fields.String(load_default=None, validate=REGION)
+    subject = fields.String(load_default=None, validate=validate.OneOf(("vehicle", "fleet")),
+                            metadata=doc("Only `vehicle` or only `fleet` entries.", "vehicle"))
+    region = fields.String(load_default=None, validate=REGION,
+                           metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
 
 
 class KeySupervisionQuery(PageArgs):
-    region = fields.String(load_default=None, validate=REGION)
+    region = fields.String(load_default=None, validate=REGION,
+                           metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
     reason = fields.String(load_default=None,
-                           validate=validate.OneOf(("overdue_case", "no_remote_obd", "three_strikes")))
+                           validate=validate.OneOf(("overdue_case", "no_remote_obd", "three_strikes")),
+                           metadata=doc("Only vehicles with this reason, such as `overdue_case`, `no_remote_obd` or "
+                                        "`three_strikes`.", "overdue_case"))
 
 
 class DelistIn(Schema):
-    reason = fields.String(required=True, validate=[validate.Length(max=2000), not_blank, note_text])
+    reason = fields.String(required=True, validate=[validate.Length(max=2000), not_blank, note_text],
+                           metadata=doc("Why the entry is taken off the list.", "企业整改完成，复核合格"))
 
 
 class Subject(Schema):

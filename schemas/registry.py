@@ -8,7 +8,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 from core import plates
 from core.registry import FUEL_TYPES, PLATE_COLORS, USE_NATURES
-from schemas.common import REGION, Day, FullMatch, StrictInteger, single_line, validate_uscc
+from schemas import examples
+from schemas.common import REGION, Day, FullMatch, StrictInteger, doc, single_line, validate_uscc
 
 VIN = FullMatch(r"[A-HJ-NPR-Z0-9]{17}", error="must be 17 characters, digits and letters other than I, O, Q")
 CATEGORY = FullMatch(r"M1|M2|M3|N1|N2|N3|O[1-4]|L[1-7]", error="must be a vehicle category such as M1 or N3")
@@ -25,13 +26,19 @@ class PlateField(fields.String):
 
 
 class FleetIn(Schema):
-    code = fields.String(required=True, validate=validate_uscc)
-    name = fields.String(required=True, validate=[validate.Length(1, 200), single_line])
-    region = fields.String(required=True, validate=REGION)
+    code = fields.String(required=True, validate=validate_uscc,
+                         metadata=doc("The transport enterprise's unified social credit code (18 characters, the last "
+                                      "a check character).", examples.USCC))
+    name = fields.String(required=True, validate=[validate.Length(1, 200), single_line],
+                         metadata=doc("The enterprise's registered name.", "无锡顺达物流有限公司"))
+    region = fields.String(required=True, validate=REGION,
+                           metadata=doc("6-digit administrative region code where the enterprise is registered.",
+                                        "320200"))
 
 
 class FleetsIn(Schema):
-    fleets = fields.List(fields.Nested(FleetIn), required=True, validate=validate.Length(1, 5000))
+    fleets = fields.List(fields.Nested(FleetIn), required=True, validate=validate.Length(1, 5000),
+                         metadata=doc("1 to 5,000 fleets, each code at most once.", [examples.FLEET]))
 
     @validates_schema  # skipped when a fleet already failed, so every code is present
     def _unique(self, data: dict, **_: object) -> None:
@@ -41,8 +48,8 @@ class FleetsIn(Schema):
 
 
 class CycleIn(Schema):
-    last_on = Day(required=True)
-    next_due_on = Day(required=True)
+    last_on = Day(required=True, metadata=doc("Day of the last periodic inspection.", "2026-03-10"))
+    next_due_on = Day(required=True, metadata=doc("Day the next one is due (after `last_on`).", "2027-03-10"))
 
     @validates_schema
     def _order(self, data: dict, **_: object) -> None:
@@ -54,22 +61,40 @@ class VehicleIn(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    plate = PlateField(required=True)
-    plate_color = fields.String(required=True, validate=validate.OneOf(PLATE_COLORS))
-    vin = fields.String(allow_none=True, validate=VIN)
-    fuel_type = fields.String(required=True, validate=validate.OneOf(FUEL_TYPES))
-    category = fields.String(allow_none=True, validate=CATEGORY)
-    emission_standard = StrictInteger(allow_none=True, validate=validate.Range(0, 6))
-    use_nature = fields.String(allow_none=True, validate=validate.OneOf(USE_NATURES))
-    registered_on = Day(allow_none=True)
-    region = fields.String(allow_none=True, validate=REGION)
-    fleet_code = fields.String(allow_none=True, validate=validate_uscc)
-    inspection_cycle = fields.Nested(CycleIn, allow_none=True)
-    remote_obd = fields.Boolean(allow_none=True)
+    plate = PlateField(required=True,
+                       metadata=doc("The plate as registered (GA 36-2018; cleaned: upper case, half-width, separators "
+                                    "removed).", "苏B12345"))
+    plate_color = fields.String(required=True, validate=validate.OneOf(PLATE_COLORS),
+                                metadata=doc("Plate colour: `blue`, `yellow`, `green`, `yellow_green`, `white` or "
+                                             "`black`.", "yellow"))
+    vin = fields.String(allow_none=True, validate=VIN,
+                        metadata=doc("Vehicle identification number: 17 characters, digits and letters other than I, O "
+                                     "and Q.", "LZZ1EXND5KW123456"))
+    fuel_type = fields.String(required=True, validate=validate.OneOf(FUEL_TYPES),
+                              metadata=doc("`gasoline`, `diesel`, `gas`, `hybrid` or `electric`.", "diesel"))
+    category = fields.String(allow_none=True, validate=CATEGORY,
+                             metadata=doc("Vehicle category: M1 to M3, N1 to N3, O1 to O4, L1 to L7.", "N3"))
+    emission_standard = StrictInteger(allow_none=True, validate=validate.Range(0, 6),
+                                      metadata=doc("China emission stage, 0 to 6.", 5))
+    use_nature = fields.String(allow_none=True, validate=validate.OneOf(USE_NATURES),
+                               metadata=doc("`operating` or `non_operating`.", "operating"))
+    registered_on = Day(allow_none=True, metadata=doc("Day of first registration.", "2019-05-01"))
+    region = fields.String(allow_none=True, validate=REGION,
+                           metadata=doc("6-digit administrative region code where the vehicle is registered.",
+                                        "320200"))
+    fleet_code = fields.String(allow_none=True, validate=validate_uscc,
+                               metadata=doc("Unified social credit code of the vehicle's fleet (register the fleet "
+                                            "first).", examples.USCC))
+    inspection_cycle = fields.Nested(CycleIn, allow_none=True,
+                                     metadata=doc("The current periodic inspection cycle.", examples.CYCLE))
+    remote_obd = fields.Boolean(allow_none=True,
+                                metadata=doc("Whether the vehicle reports through remote on-board diagnostics.", True))
 
 
 class VehiclesIn(Schema):
-    vehicles = fields.List(fields.Nested(VehicleIn), required=True, validate=validate.Length(1, 5000))
+    vehicles = fields.List(fields.Nested(VehicleIn), required=True, validate=validate.Length(1, 5000),
+                           metadata=doc("1 to 5,000 vehicles, each (plate, plate_color) at most once.",
+                                        [examples.VEHICLE]))
 
     @post_load
     def _unique(self, data: dict, **_: object) -> dict:
@@ -106,4 +131,6 @@ class VehicleOut(Schema):
 
 
 class VehicleQuery(Schema):
-    plate_color = fields.String(load_default=None, validate=validate.OneOf(PLATE_COLORS))
+    plate_color = fields.String(load_default=None, validate=validate.OneOf(PLATE_COLORS),
+                                metadata=doc("Plate colour, when the plate number exists in several colours.",
+                                             "yellow"))

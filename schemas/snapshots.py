@@ -6,7 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from schemas.common import AwareDateTime, PageArgs, StrictInteger, note_text
+from schemas import examples
+from schemas.common import AwareDateTime, PageArgs, StrictInteger, doc, note_text
 from schemas.events import StationRecordIn
 
 SNAPSHOT_STATUSES = ("received", "pending_review", "confirmed", "rejected")
@@ -14,28 +15,39 @@ RINGELMANN = validate.Range(0, 5)
 
 
 class SnapshotMetadataIn(StationRecordIn):
-    captured_at = AwareDateTime(required=True)
-    camera_ringelmann = StrictInteger(allow_none=True, validate=RINGELMANN)
+    captured_at = AwareDateTime(required=True,
+                                metadata=doc("When the camera took the pictures, RFC 3339 with an offset.",
+                                             "2026-11-22T08:15:30+08:00"))
+    camera_ringelmann = StrictInteger(allow_none=True, validate=RINGELMANN,
+                                      metadata=doc("The camera's own Ringelmann level, 0 to 5, when it has one.", 2))
 
 
 class SnapshotUploadDoc(Schema):
     """The multipart form, for the OpenAPI document only (the route reads the parts itself)."""
 
-    metadata = fields.String(required=True, metadata={"description": "JSON, see SnapshotMetadataIn"})
+    metadata = fields.Nested(SnapshotMetadataIn, required=True,
+                             metadata=doc("The snapshot's metadata: a part of JSON text.", examples.SNAPSHOT_METADATA))
     images = fields.List(
         fields.Raw(metadata={"type": "string", "format": "binary"}), required=True,
-        metadata={"description": "1 to 3 JPEG or PNG files"},
+        metadata={"description": "1 to 3 file parts, JPEG or PNG, each at most 5 MiB and 8,000 px a side "
+                                 "(the limits are settings)."},
     )
 
 
 class SnapshotListArgs(PageArgs):
-    status = fields.String(load_default="pending_review", validate=validate.OneOf(SNAPSHOT_STATUSES))
+    status = fields.String(load_default="pending_review", validate=validate.OneOf(SNAPSHOT_STATUSES),
+                           metadata=doc("Which snapshots: `received`, `pending_review` (default), `confirmed` or "
+                                        "`rejected`.", "pending_review"))
 
 
 class ReviewIn(Schema):
-    decision = fields.String(required=True, validate=validate.OneOf(("confirm", "reject")))
-    ringelmann = StrictInteger(allow_none=True, validate=RINGELMANN)
-    note = fields.String(allow_none=True, validate=[validate.Length(max=2000), note_text])
+    decision = fields.String(required=True, validate=validate.OneOf(("confirm", "reject")),
+                             metadata=doc("`confirm` (creates a violation) or `reject`.", "confirm"))
+    ringelmann = StrictInteger(allow_none=True, validate=RINGELMANN,
+                               metadata=doc("The level the reviewer sees, 0 to 5: required with confirm, absent with "
+                                            "reject.", 2))
+    note = fields.String(allow_none=True, validate=[validate.Length(max=2000), note_text],
+                         metadata=doc("Free text for the record, up to 2,000 characters.", "浓黑烟，尾部清晰可见"))
 
     @validates_schema
     def _level_with_confirm_only(self, data: dict[str, Any], **_: object) -> None:

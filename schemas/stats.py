@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
-from schemas.common import REGION, check_year
+from schemas.common import REGION, check_year, doc
 
 
 class MonthField(fields.String):
@@ -25,9 +25,11 @@ class MonthField(fields.String):
 
 
 class SupervisionQuery(Schema):
-    region = fields.String(load_default=None, validate=REGION)
-    month = MonthField(load_default=None)  # default: the current local month
+    region = fields.String(load_default=None, validate=REGION,
+                           metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
+    month = MonthField(load_default=None, metadata=doc("`YYYY-MM` (default: the current local month).", "2026-11"))
 
 
 class RegionQuery(Schema):
-    region = fields.String(load_default=None, validate=REGION)
+    region = fields.String(load_default=None, validate=REGION,
+                           metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
