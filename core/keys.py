@@ -14,6 +14,7 @@ import base64
 import hashlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -30,15 +31,23 @@ class MissingKey(RuntimeError):
 
 
 def instance_key(instance_dir: str, name: str, make: str) -> str:
-    """The key kept in `instance_dir/name`, written there first (0600, never overwritten) from `make`."""
+    """The key kept in `instance_dir/name`, written there first (0600, never overwritten) from `make`.
+
+    Written whole to a temporary file and then linked into place, so processes starting side
+    by side agree on one key and none reads a file another is still writing."""
     path = Path(instance_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # made by an earlier run or by a process starting beside this one
+    if path.exists():
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as out:
-        out.write(make + "\n")
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(make + "\n")
+        os.link(temporary, path)
+    except FileExistsError:  # another process linked its key first: that one holds
+        return path.read_text().strip()
+    finally:
+        os.unlink(temporary)
     return make
 
 

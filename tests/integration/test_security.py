@@ -56,6 +56,14 @@ def test_missing_keys_are_generated_once_into_the_instance_folder(tmp_path):
     assert other.secret_key != first.secret_key  # per instance, never a shared default
 
 
+def test_processes_starting_side_by_side_agree_on_one_generated_key(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        got = set(pool.map(lambda n: keys.instance_key(str(tmp_path), "k", f"key-{n}"), range(32)))
+    assert len(got) == 1 and os.listdir(tmp_path) == ["k"]  # and never an empty key read mid-write
+
+
 def test_production_refuses_to_start_without_keys(tmp_path):
     from lantian.app import create_app
 
