@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import math
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -87,6 +88,18 @@ class Station(Base):
     # core.keys.SecretBox) rather than hashed; it never leaves the server again.
     secret: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StationSuspension(Base):
+    """An interval in which a station was suspended: what it measured then is never enforced,
+    however late it is uploaded. `until_at` is null while the suspension lasts."""
+
+    __tablename__ = "station_suspensions"
+    __table_args__ = (Index("ix_station_suspensions_station", "station_id", "from_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    from_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    until_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 @dataclass(frozen=True)
@@ -257,4 +270,40 @@ def timestamp_problem(timestamp: str, now: int, window_s: int) -> str | None:
 
 
 def station_calibrated(station: Station, on: date) -> bool:
-    return not station.suspended and on <= station.calibrated_until
+    """Whether the local day `on` lies in the calibration window [calibrated_from, calibrated_until]."""
+    return (station.calibrated_from is None or station.calibrated_from <= on) and on <= station.calibrated_until
+
+
+Interval = tuple[datetime, datetime | None]
+
+
+def suspended_at(intervals: Iterable[Interval], at: datetime) -> bool:
+    """Whether `at` falls in one of the suspension intervals [from_at, until_at) (open: still suspended)."""
+    return any(start <= at and (until is None or at < until) for start, until in intervals)
+
+
+def suspensions_of(session: Session, station_ids: Iterable[int]) -> dict[int, list[Interval]]:
+    """The suspension intervals of these stations, by station."""
+    found: dict[int, list[Interval]] = {}
+    ids = sorted(set(station_ids))
+    if ids:
+        rows = session.execute(select(StationSuspension.station_id, StationSuspension.from_at,
+                                      StationSuspension.until_at).where(StationSuspension.station_id.in_(ids)))
+        for station_id, start, until in rows:
+            found.setdefault(station_id, []).append((start, until))
+    return found
+
+
+def set_suspended(session: Session, station: Station, suspended: bool, at: datetime) -> bool:
+    """Open (suspend) or close (resume) the station's suspension interval; False when it was
+    already so. The `suspended` flag refuses its uploads while the interval is open."""
+    current = session.scalar(select(StationSuspension).where(
+        StationSuspension.station_id == station.id, StationSuspension.until_at.is_(None)))
+    if suspended == (current is not None) and station.suspended == suspended:
+        return False
+    station.suspended = suspended
+    if suspended and current is None:
+        session.add(StationSuspension(station_id=station.id, from_at=at))
+    elif not suspended and current is not None:
+        current.until_at = at
+    return True

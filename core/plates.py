@@ -6,7 +6,7 @@ Pure functions: the caller does the registry look-ups and passes their results i
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 MatchKind = Literal["exact", "fuzzy", "none"]
@@ -65,6 +65,27 @@ def is_well_formed(plate: str) -> bool:
     return _GRAMMAR.fullmatch(plate) is not None
 
 
+# GA 36-2018 plate colours by form (DOMAIN.md section 7). Where DOMAIN.md is silent (学 coach,
+# 挂 trailer, 港/澳 plates, ordinary 7-character plates) every colour of a 7-character plate
+# it allows is accepted: a stricter table would make real plates unreadable.
+NEW_ENERGY_COLORS = frozenset({"green", "yellow_green"})
+POLICE_COLORS = frozenset({"white"})
+DIPLOMATIC_COLORS = frozenset({"black"})
+SEVEN_CHARACTER_COLORS = frozenset({"blue", "yellow", "white", "black"})
+
+
+def fits_color(plate: str, color: str) -> bool:
+    """Whether a well-formed plate's form allows its colour: 8 characters are green or
+    yellow_green, 警 white, 使 and 领 black, other 7-character plates blue, yellow, white or black."""
+    if len(plate) == 8:
+        return color in NEW_ENERGY_COLORS
+    if plate.endswith("警"):
+        return color in POLICE_COLORS
+    if plate.startswith(EMBASSY) or plate.endswith("领"):
+        return color in DIPLOMATIC_COLORS
+    return color in SEVEN_CHARACTER_COLORS
+
+
 def _serial_start(plate: str) -> int:
     # Embassy plates carry no issuing-authority letter: the serial follows 使 directly.
     return 1 if plate.startswith(EMBASSY) else 2
@@ -109,6 +130,22 @@ def decide_match(
     if len(candidates) == 1:
         return "fuzzy", candidates[0]
     return "none", None
+
+
+def decide_identity(cleaned: str, plate: str, known: Mapping[str, bool]) -> tuple[MatchKind, str | None]:
+    """The match and the plate of the vehicle a read is filed under, or None (DOMAIN.md section 7).
+
+    `cleaned` is the read as cleaned, `plate` its readable form (OCR-repaired when needed);
+    `known` maps each known plate of the read's colour and confusion key to whether it is
+    registered. A registered vehicle gets the read only by an exact or a single fuzzy match;
+    when no registered plate fits, the read is its own provisional identity `plate` (known
+    or to be created); when several fit, it is ambiguous and belongs to no vehicle (None).
+    """
+    registered = [p for p, is_registered in known.items() if is_registered]
+    kind, matched = decide_match(cleaned, known.get(cleaned, False), registered)
+    if kind != "none":
+        return kind, matched
+    return "none", None if registered else plate
 
 
 def mask_plate(plate: str) -> str:

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     max_batch_events: int = 500
     max_registry_vehicles: int = 5000
 
+    # A new station's calibration window opens this many days before its creation (the two
+    # years of 行政处罚法 art. 36), so a buffered upload of what it measured before it was
+    # connected still counts; and closes this many days after, unless given.
+    station_calibrated_from_days: int = 730
+    station_calibrated_until_days: int = 365
+
     # Black-smoke uploads.
     max_images: int = 3
     max_image_bytes: int = 5 * 1024 * 1024

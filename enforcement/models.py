@@ -187,3 +187,34 @@ class Listing(Base):
     delist_reason: Mapped[str | None] = mapped_column(Text)
     # Its evidence no longer meets its rule (a violation withdrawn): a person decides, never silently.
     review_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class ViolationCorrection(Base):
+    """A person moved a violation to the vehicle they read: the violation's vehicle changes,
+    this record keeps which vehicle it was on before, who moved it and why."""
+
+    __tablename__ = "violation_corrections"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"), index=True)
+    from_vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
+    to_vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    corrected_by: Mapped[str] = mapped_column(String(100))
+    corrected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SuspectedClone(Base):
+    """Smoke confirmed by a person on a plate registered to an electric vehicle: a misread or a
+    cloned plate (套牌), listed for the police instead of becoming that vehicle's violation."""
+
+    __tablename__ = "suspected_clones"
+    __table_args__ = (Index("ix_suspected_clones_region", "region", "reported_at", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("bs_snapshots.id"), unique=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
+    region: Mapped[str] = mapped_column(String(6))  # where the smoke was seen
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ringelmann: Mapped[int] = mapped_column(Integer)  # the level the person saw
+    note: Mapped[str | None] = mapped_column(Text)
+    reported_by: Mapped[str] = mapped_column(String(100))
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

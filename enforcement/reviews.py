@@ -1,26 +1,38 @@
 """The review of a black-smoke snapshot by a person: the estimate proposes, a person decides.
 
 A confirmation above the policy limit records a violation for the vehicle the plate
-matches (a provisional vehicle for an unknown well-formed plate); each snapshot is reviewed
-once. The review is allowed while the analysis is still running: the person has the images.
+matches (a provisional vehicle for an unknown well-formed plate), or the plate the person
+read on the image; each snapshot is reviewed once. The review is allowed while the analysis
+is still running: the person has the images.
+
+A snapshot captured outside the station's calibration window or while it was suspended
+cannot be confirmed (422 `station_uncalibrated` / `station_suspended`): refusing at the
+review, rather than marking it at analysis, keeps the check on the capture time whatever
+changed since, and the person can still reject it. Smoke on a vehicle registered as
+electric is refused (422 `no_tailpipe`) and listed as a suspected cloned plate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import audit
-from core.db import utcnow
+from core import audit, pagination
+from core.db import insert_ignore, utcnow
 from core.errors import Conflict, Unprocessable
+from core.registry import Vehicle
 from core.settings import Policy
 from enforcement import violations
+from enforcement.cases import in_region
+from enforcement.models import SuspectedClone
 from remote_sensing import snapshots
 from remote_sensing.models import CONFIRMED, PENDING_REVIEW, RECEIVED, REJECTED, REVIEWED, Snapshot
-from remote_sensing.processing import match_plate
+from remote_sensing.processing import match_plate, station_windows, vehicle_read_by_person
+from remote_sensing.validity import ELECTRIC
 
 CONFIRM, REJECT = "confirm", "reject"
 
@@ -42,8 +54,10 @@ def review(
 ) -> Snapshot:
     """Record the decision (and on confirm the violation) and commit.
 
-    `plate` and `plate_color` are the officer's reading of the image: when given they
-    replace the camera's read for matching the vehicle."""
+    `plate` and `plate_color` are the person's reading of the image; either one replaces that
+    part of the camera's reading, and one of them is needed when the camera's reading is
+    unreadable or ambiguous.
+    """
     snapshot = snapshots.get(session, snapshot_id, reviewer.scope)
     if snapshot.status in REVIEWED:
         raise Conflict(f"snapshot {snapshot_id} was already {snapshot.status}", code="already_reviewed")
@@ -55,14 +69,15 @@ def review(
                 "only a level above the limit can be confirmed; reject the snapshot instead",
                 fields={"ringelmann": [f"must be above the limit {limit} to confirm"]},
             )
-        read = snapshot.payload["plate"]
-        number, color = plate or read["number"], plate_color or read["color"]
-        # A person has looked at the images: a readable plate is trusted enough for a
-        # provisional vehicle.
-        match = match_plate(session, number, color, True, snapshot.region)
-        if match.vehicle is None:
-            raise Unprocessable(f"plate {number!r} is not readable", code="plate_unreadable")
-        vehicle = match.vehicle
+        _station_was_valid(session, snapshot, tz)
+        vehicle = _reviewed_vehicle(session, snapshot, plate, plate_color)
+        if vehicle.fuel_type == ELECTRIC:
+            _suspect_clone(session, snapshot, vehicle, ringelmann, note, reviewer)
+            raise Unprocessable(
+                f"{vehicle.plate} is registered as an electric vehicle, which has no tailpipe: a misread or a "
+                "cloned plate; the snapshot is listed as a suspected cloned plate and stays pending",
+                code="no_tailpipe",
+            )
 
     # Guarded by the status, so two people reviewing at once make one review.
     reviewed = session.execute(
@@ -99,3 +114,65 @@ def review(
     )
     session.commit()
     return snapshot
+
+
+def _station_was_valid(session: Session, snapshot: Snapshot, tz: ZoneInfo) -> None:
+    """A camera outside its calibration window or inside a suspension proves nothing."""
+    station = station_windows(session, {snapshot.station_id})[snapshot.station_id]
+    if not station.calibrated(snapshot.captured_at, tz):
+        raise Unprocessable("the snapshot was captured outside the station's calibration window",
+                            code="station_uncalibrated")
+    if station.suspended(snapshot.captured_at):
+        raise Unprocessable("the snapshot was captured while the station was suspended", code="station_suspended")
+
+
+def _reviewed_vehicle(session: Session, snapshot: Snapshot, plate: str | None, plate_color: str | None) -> Vehicle:
+    """The vehicle of the person's reading when they gave one, else of the camera's reading."""
+    read = snapshot.payload["plate"]
+    if plate or plate_color:
+        return vehicle_read_by_person(session, plate or read["number"], plate_color or read["color"], snapshot.region)
+    # A person has looked at the images: a readable plate is trusted enough for a
+    # provisional vehicle.
+    match = match_plate(session, read["number"], read["color"], True, snapshot.region)
+    if match.vehicle is None:
+        why = "ambiguous" if match.ambiguous else "unreadable"
+        raise Unprocessable(
+            f"the camera's plate {read['number']!r} is {why}: give the plate you read on the image",
+            code=f"plate_{why}",
+            fields={"plate": [f"is required: the read plate is {why}"],
+                    "plate_color": [f"is required: the read plate is {why}"]},
+        )
+    return match.vehicle
+
+
+def _suspect_clone(
+    session: Session, snapshot: Snapshot, vehicle: Vehicle, ringelmann: int, note: str | None, reviewer: Reviewer,
+) -> None:
+    """List the snapshot for the police (once) and commit: the refusal keeps only this."""
+    inserted = insert_ignore(session, SuspectedClone.__table__, [{
+        "snapshot_id": snapshot.id, "vehicle_id": vehicle.id, "region": snapshot.region,
+        "captured_at": snapshot.captured_at, "ringelmann": ringelmann, "note": note,
+        "reported_by": reviewer.actor, "reported_at": utcnow(),
+    }], ["snapshot_id"])
+    if inserted:
+        audit.append(session, actor=reviewer.actor, action="snapshot.suspected_clone", subject_type="snapshot",
+                     subject_id=snapshot.id, reason=note, data={"vehicle_id": vehicle.id, "ringelmann": ringelmann})
+    session.commit()
+
+
+def suspected_clones(
+    session: Session, *, scope: str | None, region: str | None, limit: int, cursor: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Suspected cloned plates seen within `scope` (and `region`), newest report first."""
+    where = in_region(SuspectedClone.region, scope), in_region(SuspectedClone.region, region)
+    stmt = select(SuspectedClone).where(*where)
+    rows, next_cursor = pagination.page(session, stmt, SuspectedClone.reported_at, SuspectedClone.id,
+                                        limit=limit, cursor=cursor)
+    plates = {v.id: v for v in session.scalars(select(Vehicle).where(Vehicle.id.in_({r.vehicle_id for r in rows})))}
+    return [
+        {"id": r.id, "snapshot_id": r.snapshot_id,
+         "vehicle": {"plate": plates[r.vehicle_id].plate, "plate_color": plates[r.vehicle_id].plate_color},
+         "region": r.region, "captured_at": r.captured_at, "ringelmann": r.ringelmann, "note": r.note,
+         "reported_by": r.reported_by, "reported_at": r.reported_at}
+        for r in rows
+    ], next_cursor

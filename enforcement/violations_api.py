@@ -8,13 +8,14 @@ from flask_smorest import Blueprint
 
 from core import regions
 from core.errors import NotFound
+from core.identity import Role
 from core.pagination import page
 from core.web import current_person, db, read_db, require_person, runtime
-from enforcement import cases
+from enforcement import cases, corrections
 from enforcement.cases_api import READERS
 from enforcement.models import Violation
 from enforcement.violations import ViolationFilter, violations_query
-from schemas.cases import ViolationOut, ViolationPage, ViolationQuery
+from schemas.cases import CorrectionIn, CorrectionOut, ViolationOut, ViolationPage, ViolationQuery
 
 blp = Blueprint("violations", __name__, url_prefix="/api/v1", description="Violations")
 
@@ -48,3 +49,25 @@ def get_violation(violation_id: int) -> dict[str, Any]:
         raise NotFound("no such violation", code="violation_not_found")
     vehicle = cases.vehicles_by_id(session, [violation.vehicle_id])[violation.vehicle_id]
     return cases.present_violation(violation, vehicle)
+
+
+@blp.post("/violations/<int:violation_id>/correction")
+@require_person(Role.ENV_OFFICER)
+@blp.arguments(CorrectionIn)
+@blp.response(201, CorrectionOut)
+@blp.alt_response(404, description="violation_not_found")
+@blp.alt_response(409, description="violation_withdrawn")
+@blp.alt_response(422, description="validation_error, plate_unreadable, plate_ambiguous, same_vehicle")
+def post_correction(body: dict[str, Any], violation_id: int) -> dict[str, Any]:
+    """Move a violation to the vehicle a person read (env_officer): strikes, cases and listings of both follow."""
+    session = db()
+    person = current_person()
+    done = corrections.correct_violation(
+        session, violation_id, plate=body["plate"], plate_color=body["plate_color"], reason=body["reason"],
+        actor=person.actor, scope=person.scope, policy=runtime().settings.policy,
+    )
+    session.commit()
+    c = done.correction
+    return {"id": c.id, "violation_id": c.violation_id, "from_vehicle": cases.plate_of(done.from_vehicle),
+            "to_vehicle": cases.plate_of(done.to_vehicle), "reason": c.reason, "by": c.corrected_by,
+            "at": c.corrected_at, "violation": cases.present_violation(done.violation, done.to_vehicle)}

@@ -36,6 +36,19 @@ ACTOR = "system:judge"
 
 
 @dataclass(frozen=True)
+class Cause:
+    """Why violations leave a vehicle's state, as its case and the audit trail name it."""
+
+    reason: str
+    penalty_flag: str  # the case's `review_required` reason for a penalty recorded on one
+    case_action: str
+    actor: str
+
+
+WITHDRAWAL = Cause(RULE_NO_LONGER_MET, PENALTY_ON_WITHDRAWN, "case.violation_withdrawn", ACTOR)
+
+
+@dataclass(frozen=True)
 class Withdrawal:
     violation: Violation
     cause_event: int | None  # the late event that changed the rule's outcome
@@ -100,16 +113,16 @@ def follow_through(session: Session, withdrawals: Sequence[Withdrawal], policy: 
     _review_listings(session, [w.violation for w in withdrawals], policy)
 
 
-def _follow_case(session: Session, case: Case, withdrawn: list[Violation]) -> None:
+def _follow_case(session: Session, case: Case, withdrawn: list[Violation], cause: Cause = WITHDRAWAL) -> None:
     flags = list(case.review_required or [])
     penalties = session.scalars(select(Penalty).where(Penalty.case_id == case.id, Penalty.waived.is_(False))).all()
     for v in withdrawn:
         audit.append(
-            session, actor=ACTOR, action="case.violation_withdrawn", subject_type="case", subject_id=case.id,
-            reason=RULE_NO_LONGER_MET, data={"violation_id": v.id, "status": case.status},
+            session, actor=cause.actor, action=cause.case_action, subject_type="case", subject_id=case.id,
+            reason=cause.reason, data={"violation_id": v.id, "status": case.status},
         )
         if any(p.violation_ids is None or v.id in p.violation_ids for p in penalties):
-            flag = {"reason": PENALTY_ON_WITHDRAWN, "violation_id": v.id}
+            flag = {"reason": cause.penalty_flag, "violation_id": v.id}
             if flag not in flags:
                 flags.append(flag)
     case.review_required = flags  # a new list: the JSON column sees the change
@@ -119,19 +132,22 @@ def _follow_case(session: Session, case: Case, withdrawn: list[Violation]) -> No
         before = case.status
         cases.close_case(case, reason=WITHDRAWN)
         audit.append(
-            session, actor=ACTOR, action="case.closed", subject_type="case", subject_id=case.id,
+            session, actor=cause.actor, action="case.closed", subject_type="case", subject_id=case.id,
             reason="no active violation left", data={"from": before, "to": "closed", "closed_reason": WITHDRAWN},
         )
     session.flush()
 
 
-def _review_listings(session: Session, withdrawn: list[Violation], policy: Policy) -> None:
+def _review_listings(session: Session, withdrawn: list[Violation], policy: Policy,
+                     holders: Sequence[tuple[int, int | None]] = (), actor: str = ACTOR) -> None:
     """Follow the vehicles' strikes, then flag each active listing grounded on a withdrawn
-    violation that its rule no longer supports."""
+    violation that its rule no longer supports. `holders` are the (vehicle, fleet) the
+    violations counted for, when not their own any more (a correction)."""
     ids = {v.id for v in withdrawn}
-    vehicles = list(session.scalars(select(Vehicle).where(Vehicle.id.in_({v.vehicle_id for v in withdrawn}))))
+    holders = holders or [(v.vehicle_id, v.fleet_id) for v in withdrawn]
+    vehicles = list(session.scalars(select(Vehicle).where(Vehicle.id.in_({vid for vid, _ in holders}))))
     kept = listings.evaluate_vehicles(session, vehicles, policy)
-    subjects = {("vehicle", v.id) for v in vehicles} | {("fleet", v.fleet_id) for v in withdrawn if v.fleet_id}
+    subjects = {("vehicle", v.id) for v in vehicles} | {("fleet", fid) for _, fid in holders if fid}
     entries = [e for kind, sid in sorted(subjects) for e in session.scalars(select(Listing).where(
         Listing.subject_type == kind, Listing.subject_id == sid, Listing.active.is_(True)))]
     for entry in entries:
@@ -140,7 +156,7 @@ def _review_listings(session: Session, withdrawn: list[Violation], policy: Polic
             continue
         if entry.basis != "rolling" and _still_met(session, entry, policy):
             continue  # another cycle's or year's entry that still holds
-        listings.flag_for_review(session, entry, ACTOR, grounded)
+        listings.flag_for_review(session, entry, actor, grounded)
     session.flush()
 
 
@@ -154,5 +170,20 @@ def _still_met(session: Session, entry: Listing, policy: Policy) -> bool:
     registered = session.scalar(select(func.count()).select_from(Vehicle).where(
         Vehicle.fleet_id == entry.subject_id, Vehicle.registered.is_(True))) or 0
     violating = session.scalar(select(func.count(func.distinct(Violation.vehicle_id))).where(
-        Violation.id.in_(entry.evidence), Violation.status == ACTIVE)) or 0
+        Violation.id.in_(entry.evidence), Violation.status == ACTIVE, Violation.fleet_id == entry.subject_id)) or 0
     return listings.ratio_reached(violating, registered, policy.fleet_ratio_threshold)
+
+
+def detach(session: Session, violation: Violation, vehicle_id: int, fleet_id: int | None, policy: Policy,
+           cause: Cause) -> None:
+    """Take an active violation that now counts for another vehicle (a person corrected its
+    plate) out of vehicle `vehicle_id`'s state (with `fleet_id`, its fleet at detection),
+    with a withdrawal's consequences: the day's strike, the case, its penalty and listings.
+    The caller holds the vehicle lock and has moved the violation already; it leaves its case."""
+    case = session.get(Case, violation.case_id) if violation.case_id is not None else None
+    violation.case_id = None
+    session.flush()
+    _rederive_strikes(session, {(vehicle_id, violation.detected_on)})
+    if case is not None and case.vehicle_id == vehicle_id:
+        _follow_case(session, case, [violation], cause)
+    _review_listings(session, [violation], policy, [(vehicle_id, fleet_id)], cause.actor)

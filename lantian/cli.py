@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit, identity
+from core.db import utcnow
 from core.regions import REGION_RE
 from core.web import runtime
 
@@ -94,34 +95,57 @@ def stations() -> None:
     """Roadside stations and their signing keys."""
 
 
+def _bounded(low: float, high: float):  # type: ignore[no-untyped-def]
+    def check(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+        if value is not None and not low <= value <= high:
+            raise click.BadParameter(f"must be between {low:g} and {high:g}")
+        return value
+    return check
+
+
 @stations.command("create")
 @click.option("--code", required=True)
 @click.option("--kind", required=True, type=click.Choice(identity.STATION_KINDS))
 @click.option("--region", required=True, callback=_region)
 @click.option("--name")
+@click.option("--calibrated-from", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Start of the calibration window (default: 730 days before today).")
 @click.option("--calibrated-until", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--location", help="Where the station stands, as officers name it.")
+@click.option("--lat", type=float, callback=_bounded(-90, 90))
+@click.option("--lon", type=float, callback=_bounded(-180, 180))
 @with_appcontext
-def stations_create(code: str, kind: str, region: str, name: str | None, calibrated_until) -> None:  # type: ignore[no-untyped-def]
+def stations_create(  # type: ignore[no-untyped-def]
+    code: str, kind: str, region: str, name: str | None, calibrated_from, calibrated_until, location: str | None,
+    lat: float | None, lon: float | None,
+) -> None:
     """Register a station; prints its key id and secret once."""
-    until = calibrated_until.date() if calibrated_until else date.today() + timedelta(days=365)
+    settings, today = runtime().settings, date.today()
+    since = calibrated_from.date() if calibrated_from else today - timedelta(settings.station_calibrated_from_days)
+    until = calibrated_until.date() if calibrated_until else today + timedelta(settings.station_calibrated_until_days)
+    if since > until:
+        raise click.BadParameter("must not be after --calibrated-until", param_hint="--calibrated-from")
     key_id, secret = identity.new_station_credentials()
+    place = {"location": location, "lat": lat, "lon": lon}
     with runtime().sessions() as session, session.begin():
         if session.scalar(select(identity.Station).where(identity.Station.code == code)):
             raise click.ClickException(f"station {code} already exists")
-        session.add(identity.Station(code=code, kind=kind, region=region, name=name, calibrated_until=until,
-                                     key_id=key_id, secret=runtime().station_box.seal(secret)))
+        session.add(identity.Station(code=code, kind=kind, region=region, name=name, calibrated_from=since,
+                                     calibrated_until=until, key_id=key_id,
+                                     secret=runtime().station_box.seal(secret), **place))
         audit.append(session, actor="cli", action="station.created", subject_type="station", subject_id=code,
-                     data={"kind": kind, "region": region, "calibrated_until": until.isoformat()})
-    _emit({"code": code, "kind": kind, "region": region, "calibrated_until": until.isoformat(),
-           "key_id": key_id, "secret": secret})
+                     data={"kind": kind, "region": region, "calibrated_from": since.isoformat(),
+                           "calibrated_until": until.isoformat(), **place})
+    _emit({"code": code, "kind": kind, "region": region, "calibrated_from": since.isoformat(),
+           "calibrated_until": until.isoformat(), **place, "key_id": key_id, "secret": secret})
 
 
 def _set_suspended(code: str, suspended: bool) -> None:
     with runtime().sessions() as session, session.begin():
         station = _station(session, code)
-        station.suspended = suspended
-        audit.append(session, actor="cli", action="station.suspended" if suspended else "station.resumed",
-                     subject_type="station", subject_id=code)
+        if identity.set_suspended(session, station, suspended, utcnow()):
+            audit.append(session, actor="cli", action="station.suspended" if suspended else "station.resumed",
+                         subject_type="station", subject_id=code)
     _emit({"code": code, "suspended": suspended})
 
 

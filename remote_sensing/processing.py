@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from core import audit, plates
 from core.db import insert_ignore, is_postgres, update_many, upsert, utcnow
-from core.identity import Station, station_calibrated
+from core.errors import Unprocessable
+from core.identity import Interval, Station, station_calibrated, suspended_at, suspensions_of
 from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
 from remote_sensing import judgement, limits, validity
@@ -146,10 +147,35 @@ def ensure_policy(session: Session, policy: Policy) -> str:
 
 
 @dataclass(frozen=True)
+class StationWindow:
+    """A station as validity sees it: its calibration window and its suspension intervals."""
+
+    station: Station
+    suspensions: Sequence[Interval]
+
+    @property
+    def region(self) -> str:
+        return self.station.region
+
+    def calibrated(self, at: datetime, tz: ZoneInfo) -> bool:
+        return station_calibrated(self.station, at.astimezone(tz).date())
+
+    def suspended(self, at: datetime) -> bool:
+        return suspended_at(self.suspensions, at)
+
+
+def station_windows(session: Session, station_ids: set[int]) -> dict[int, StationWindow]:
+    suspensions = suspensions_of(session, station_ids)
+    return {s.id: StationWindow(s, suspensions.get(s.id, []))
+            for s in session.scalars(select(Station).where(Station.id.in_(station_ids)))}
+
+
+@dataclass(frozen=True)
 class PlateMatch:
     read: str | None  # the cleaned, readable plate, or None when unreadable
     match: str  # exact | fuzzy | none
     vehicle: Vehicle | None
+    ambiguous: bool = False  # readable, but several registered plates fit: no vehicle is charged
 
 
 @dataclass(frozen=True)
@@ -165,10 +191,15 @@ def match_plates(session: Session, reads: Sequence[PlateRead]) -> list[PlateMatc
 
     `exact` means the cleaned plate as read is registered; a read that needed an OCR
     repair (苏B1234O) can only match `fuzzy`, and only when one registered plate fits. A
-    trusted, readable read of an unknown plate creates a provisional vehicle.
+    trusted, readable read that no registered plate fits creates a provisional vehicle;
+    one that several fit belongs to no vehicle (DOMAIN.md section 7, "Plates").
     """
     cleaned = [plates.clean_plate(r.raw) for r in reads]
-    readable = [plates.readable_plate(c) for c in cleaned]
+    # A plate whose form its colour contradicts is as unreadable as a malformed one.
+    readable = [
+        p if p is not None and plates.fits_color(p, r.color) else None
+        for r, p in zip(reads, (plates.readable_plate(c) for c in cleaned), strict=True)
+    ]
     keys = {(r.color, plates.confusion_key(p)) for r, p in zip(reads, readable, strict=True) if p is not None}
     by_key: dict[tuple[str, str], dict[str, Vehicle]] = {}
     if keys:
@@ -176,24 +207,23 @@ def match_plates(session: Session, reads: Sequence[PlateRead]) -> list[PlateMatc
         for vehicle in session.scalars(query):
             by_key.setdefault((vehicle.plate_color, vehicle.plate_key), {})[vehicle.plate] = vehicle
 
-    decided: list[tuple[str | None, str, Vehicle | None]] = []
+    decided: list[tuple[str | None, str, Vehicle | None, bool]] = []  # plate, kind, vehicle, ambiguous
     provisional: dict[tuple[str, str], dict[str, Any]] = {}
     for read, clean, plate in zip(reads, cleaned, readable, strict=True):
         if plate is None:
-            decided.append((None, "none", None))
+            decided.append((None, "none", None, False))
             continue
-        key = plates.confusion_key(plate)
-        known = by_key.get((read.color, key), {})
-        exact = known.get(clean)
-        registered = [p for p, v in known.items() if v.registered]
-        kind, matched = plates.decide_match(clean, exact is not None and exact.registered, registered)
-        vehicle = known[matched] if kind != "none" and matched is not None else known.get(plate)
+        known = by_key.get((read.color, plates.confusion_key(plate)), {})
+        kind, target = plates.decide_identity(clean, plate, {p: v.registered for p, v in known.items()})
+        if target is None:
+            # Ambiguous: filed under none of the registered plates that fit, nor under a
+            # provisional twin of theirs; the event is stored and enforces nothing.
+            decided.append((plate, kind, None, True))
+            continue
+        vehicle = known.get(target)
         if vehicle is None and read.trusted:
-            provisional.setdefault((plate, read.color), {
-                "plate": plate, "plate_color": read.color, "plate_key": key, "registered": False,
-                "region": read.region, "created_at": utcnow(), "updated_at": utcnow(),
-            })
-        decided.append((plate, kind, vehicle))
+            provisional.setdefault((plate, read.color), provisional_row(plate, read.color, read.region))
+        decided.append((plate, kind, vehicle, False))
 
     created: dict[tuple[str, str], Vehicle] = {}
     if provisional:
@@ -201,9 +231,45 @@ def match_plates(session: Session, reads: Sequence[PlateRead]) -> list[PlateMatc
         query = select(Vehicle).where(tuple_(Vehicle.plate, Vehicle.plate_color).in_(sorted(provisional)))
         created = {(v.plate, v.plate_color): v for v in session.scalars(query)}
     return [
-        PlateMatch(plate, kind, vehicle or (created.get((plate, read.color)) if plate else None))
-        for read, (plate, kind, vehicle) in zip(reads, decided, strict=True)
+        PlateMatch(plate, kind, vehicle or (created.get((plate, read.color)) if plate and not ambiguous else None),
+                   ambiguous)
+        for read, (plate, kind, vehicle, ambiguous) in zip(reads, decided, strict=True)
     ]
+
+
+def provisional_row(plate: str, color: str, region: str) -> dict[str, Any]:
+    """A vehicle seen but not registered: it belongs where it was seen until it is registered."""
+    now = utcnow()
+    return {"plate": plate, "plate_color": color, "plate_key": plates.confusion_key(plate), "registered": False,
+            "region": region, "created_at": now, "updated_at": now}
+
+
+def vehicle_read_by_person(session: Session, raw: str, color: str, region: str) -> Vehicle:
+    """The vehicle of a plate a person read off an image or a document (a review, a correction).
+
+    A person's reading is matched exactly, never through OCR confusions: it must be well
+    formed as given and fit its colour (else 422 `plate_unreadable`). An unknown plate gets a
+    provisional vehicle, unless registered plates of that colour differ from it only by
+    confusable characters: then the reading is a guess between vehicles (422 `plate_ambiguous`).
+    """
+    plate = plates.clean_plate(raw)
+    if not plates.is_well_formed(plate) or not plates.fits_color(plate, color):
+        raise Unprocessable(
+            f"{raw!r} ({color}) is not a well-formed plate of that colour", code="plate_unreadable",
+            fields={"plate": ["must be a well-formed plate (GA 36-2018) whose form fits plate_color"]},
+        )
+    vehicle = session.scalar(select(Vehicle).where(Vehicle.plate == plate, Vehicle.plate_color == color))
+    if vehicle is not None:
+        return vehicle
+    twins = sorted(session.scalars(select(Vehicle.plate).where(
+        Vehicle.plate_color == color, Vehicle.plate_key == plates.confusion_key(plate), Vehicle.registered.is_(True))))
+    if twins:
+        raise Unprocessable(
+            f"{plate} is not registered, and registered plates differ from it only by characters OCR confuses",
+            code="plate_ambiguous", fields={"plate": [f"not registered; did you mean one of {', '.join(twins)}?"]},
+        )
+    insert_ignore(session, Vehicle.__table__, [provisional_row(plate, color, region)], ["plate", "plate_color"])
+    return session.scalars(select(Vehicle).where(Vehicle.plate == plate, Vehicle.plate_color == color)).one()
 
 
 def match_plate(session: Session, raw: str, color: str, trusted: bool, region: str) -> PlateMatch:
@@ -219,7 +285,7 @@ def judge_events(
     can be linked to their events before the one write.
     """
     digest = ensure_policy(session, policy)
-    stations = {s.id: s for s in session.scalars(select(Station).where(Station.id.in_({e.station_id for e in events})))}
+    stations = station_windows(session, {e.station_id for e in events})
     reads = [
         PlateRead(e.payload["plate"]["number"], e.payload["plate"]["color"],
                   e.payload["plate"]["confidence"] >= policy.plate_confidence_min, stations[e.station_id].region)
@@ -447,7 +513,7 @@ def _latest_revisions(session: Session, event_ids: list[int]) -> dict[int, tuple
 
 
 def _apply_verdict(
-    event: EventRow, station: Station, match: PlateMatch, policy: Policy, tz: ZoneInfo
+    event: EventRow, station: StationWindow, match: PlateMatch, policy: Policy, tz: ZoneInfo
 ) -> Vehicle | None:
     """Validity, limits and verdict of one event; the vehicle whose runs it advances, if any."""
     body = event.payload
@@ -464,7 +530,8 @@ def _apply_verdict(
         co2_pct=body["measurements"].get("co2_pct"),
         plate_confidence=body["plate"]["confidence"],
         plate_readable=match.read is not None,
-        station_calibrated=station_calibrated(station, event.measured_at.astimezone(tz).date()),
+        station_calibrated=station.calibrated(event.measured_at, tz),
+        station_suspended=station.suspended(event.measured_at),
         vehicle_fuel=registry_fuel,
     )
     reasons = validity.validity_reasons(reading, policy)

@@ -26,9 +26,10 @@ class Reading:
     humidity_pct: float | None
     plate_confidence: float
     plate_readable: bool
-    station_calibrated: bool  # station active and within its calibration validity
+    station_calibrated: bool  # measured within the station's calibration window
     vehicle_fuel: str | None  # registry fuel, when the plate matched
     co2_pct: float | None = None  # the plume's CO2: the reference every ratio is taken against
+    station_suspended: bool = False  # measured inside one of the station's suspension intervals
 
 
 def compute_vsp(speed_kmh: float, acceleration_ms2: float) -> float:
@@ -85,6 +86,7 @@ def validity_reasons(reading: Reading, policy: Policy) -> list[str]:
             or not reading.plate_readable,
         ),
         ("station_uncalibrated", not reading.station_calibrated),
+        ("station_suspended", reading.station_suspended),
         ("no_tailpipe", reading.vehicle_fuel == ELECTRIC),
     )
     return [code for code, failed in checks if failed]

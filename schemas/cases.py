@@ -177,6 +177,23 @@ class ViolationOut(Schema):
     withdrawn_by_event = fields.Integer(allow_none=True)
 
 
+class CorrectionIn(VehicleRef):
+    """The vehicle a person read, and why the violation moves to it."""
+
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class CorrectionOut(Schema):
+    id = fields.Integer()
+    violation_id = fields.Integer()
+    from_vehicle = fields.Nested(CaseVehicleOut, data_key="from")
+    to_vehicle = fields.Nested(CaseVehicleOut, data_key="to")
+    reason = fields.String()
+    by = fields.String()
+    at = AwareDateTime()
+    violation = fields.Nested(ViolationOut, metadata={"description": "the violation as it stands after the move"})
+
+
 class ViolationPage(Schema):
     items = fields.List(fields.Nested(ViolationOut))
     next_cursor = fields.String(allow_none=True)

@@ -6,9 +6,12 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from core.registry import PLATE_COLORS
 from schemas import examples
-from schemas.common import AwareDateTime, PageArgs, StrictInteger, doc, note_text
+from schemas.cases import CaseVehicleOut
+from schemas.common import REGION, AwareDateTime, PageArgs, StrictInteger, doc, note_text
 from schemas.events import StationRecordIn
+from schemas.registry import PlateField
 
 SNAPSHOT_STATUSES = ("received", "pending_review", "confirmed", "rejected")
 RINGELMANN = validate.Range(0, 5)
@@ -48,6 +51,13 @@ class ReviewIn(Schema):
                                             "reject.", 2))
     note = fields.String(allow_none=True, validate=[validate.Length(max=2000), note_text],
                          metadata=doc("Free text for the record, up to 2,000 characters.", "浓黑烟，尾部清晰可见"))
+    # The person's reading of the image; needed to confirm when the camera's is unreadable or ambiguous.
+    plate = PlateField(load_default=None, allow_none=True, validate=validate.Length(max=16),
+                       metadata=doc("The plate the reviewer reads on the image, matched exactly; required to "
+                                    "confirm when the camera's read is unreadable or ambiguous.", "苏B12345"))
+    plate_color = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(PLATE_COLORS),
+                                metadata=doc("The plate colour the reviewer reads; the camera's when absent.",
+                                             "yellow"))
 
     @validates_schema
     def _level_with_confirm_only(self, data: dict[str, Any], **_: object) -> None:
@@ -108,4 +118,25 @@ class SnapshotOut(Schema):
 
 class SnapshotPage(Schema):
     items = fields.List(fields.Nested(SnapshotOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class SuspectedCloneQuery(PageArgs):
+    region = fields.String(load_default=None, validate=REGION)
+
+
+class SuspectedCloneOut(Schema):
+    id = fields.Integer()
+    snapshot_id = fields.Integer()
+    vehicle = fields.Nested(CaseVehicleOut, metadata={"description": "the registered electric vehicle the plate names"})
+    region = fields.String(metadata={"description": "where the smoke was seen (the camera's region)"})
+    captured_at = AwareDateTime()
+    ringelmann = fields.Integer(metadata={"description": "the level the reviewer saw"})
+    note = fields.String(allow_none=True)
+    reported_by = fields.String()
+    reported_at = AwareDateTime()
+
+
+class SuspectedClonePage(Schema):
+    items = fields.List(fields.Nested(SuspectedCloneOut))
     next_cursor = fields.String(allow_none=True)

@@ -192,3 +192,15 @@ def login(client: FlaskClient, runner: Any) -> Any:
         return {"Authorization": "Bearer " + response.get_json()["access_token"]}
 
     return _login
+
+
+@pytest.fixture()
+def registry(client: FlaskClient, login: Any) -> Any:
+    """Register vehicles (registry bodies) as an admin."""
+    admin = login("admin")
+
+    def _register(*vehicles: dict) -> None:
+        r = client.put("/api/v1/registry/vehicles", json={"vehicles": list(vehicles)}, headers=admin)
+        assert r.status_code == 200, r.get_json()
+
+    return _register

@@ -103,3 +103,30 @@ def test_0007_judge_keeps_first_verdicts_and_run_state(scratch):
         assert (json.loads(latest) if isinstance(latest, str) else latest) == runs[12]
         assert conn.execute(text("SELECT count(*) FROM rs_verdict_revisions")).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM rs_run_resets")).scalar_one() == 0
+
+
+def test_0009_plates_opens_an_interval_for_each_suspended_station(scratch):
+    upgrade(scratch, "0008_security")
+    with connect(scratch) as conn:
+        _seed_0005(conn)
+        conn.execute(text(
+            "INSERT INTO stations (id, code, kind, region, calibrated_until, calibrated_from, suspended, key_id, "
+            f"secret, created_at) VALUES (2, 'RS2', 'remote_sensing', '320200', '2027-11-20', '2024-11-20', true, "
+            f"'k2', 's2', '{NOW}'), (3, 'RS3', 'remote_sensing', '320200', '2027-11-20', '2024-11-20', true, 'k3', "
+            f"'s3', '{NOW}')"))
+        conn.execute(text(
+            "INSERT INTO audit_records (id, at, actor, action, subject_type, subject_id, data, prev_hash, hash) "
+            "VALUES (1, '2026-11-01 02:00:00', 'cli', 'station.suspended', 'station', 'RS2', '{}', '0', 'a'), "
+            "(2, '2026-11-03 02:00:00', 'cli', 'station.suspended', 'station', 'RS2', '{}', 'a', 'b')"))
+    upgrade(scratch, "0009_plates")
+    with connect(scratch) as conn:
+        rows = conn.execute(text("SELECT station_id, from_at, until_at FROM station_suspensions ORDER BY station_id"))
+        rows = rows.all()
+        assert [(r[0], r[2]) for r in rows] == [(2, None), (3, None)]  # RS1 was not suspended
+        assert str(rows[0][1])[:19] == "2026-11-03 02:00:00"  # its latest suspension
+        assert rows[1][1] is not None  # no record of when: from the upgrade
+        assert conn.execute(text("SELECT count(*) FROM stations")).scalar_one() == 3
+        v = conn.execute(text("SELECT vehicle_id, status, case_id FROM violations")).one()
+        assert tuple(v) == (1, "active", 2)
+        for table in ("violation_corrections", "suspected_clones"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from core.registry import Vehicle
 from tests.factories import CST, event, vehicle
 
 EVENTS = "/api/v1/remote-sensing/events"
-
-
-@pytest.fixture()
-def registry(client, login):
-    admin = login("admin")
-
-    def _register(*vehicles: dict) -> None:
-        r = client.put("/api/v1/registry/vehicles", json={"vehicles": list(vehicles)}, headers=admin)
-        assert r.status_code == 200, r.get_json()
-
-    return _register
 
 
 def judged(station, drain, body: dict) -> dict:

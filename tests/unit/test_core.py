@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -137,3 +137,25 @@ def test_deleted_record_is_caught_at_its_successor():
     del records[1]
     report = audit.verify_chain(records)
     assert not report.ok and report.broken_at == 3
+
+
+# station windows ------------------------------------------------------------------------
+
+
+def test_station_calibration_window_is_inclusive() -> None:
+    Station, station_calibrated = identity.Station, identity.station_calibrated
+    station = Station(calibrated_from=date(2026, 1, 10), calibrated_until=date(2026, 6, 30))
+    assert station_calibrated(station, date(2026, 1, 10)) and station_calibrated(station, date(2026, 6, 30))
+    assert not station_calibrated(station, date(2026, 1, 9)) and not station_calibrated(station, date(2026, 7, 1))
+    assert station_calibrated(Station(calibrated_from=None, calibrated_until=date(2026, 6, 30)), date(2000, 1, 1))
+
+
+def test_suspension_intervals_are_half_open() -> None:
+    suspended_at = identity.suspended_at
+    start = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    closed = [(start, start + timedelta(hours=1))]
+    second = timedelta(seconds=1)
+    assert suspended_at(closed, start) and suspended_at(closed, start + timedelta(hours=1) - second)
+    assert not suspended_at(closed, start - second) and not suspended_at(closed, start + timedelta(hours=1))
+    assert suspended_at([(start, None)], start + timedelta(days=400))  # still suspended
+    assert not suspended_at([], start)

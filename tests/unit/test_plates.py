@@ -8,7 +8,9 @@ from core.plates import (
     PROVINCES,
     clean_plate,
     confusion_key,
+    decide_identity,
     decide_match,
+    fits_color,
     is_well_formed,
     mask_plate,
     readable_plate,
@@ -263,6 +265,46 @@ def test_candidates_with_another_key_are_ignored() -> None:
     assert decide_match("苏B1234O", False, ["苏A12340"]) == ("none", None)
 
 
+# decide_identity -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cleaned", "plate", "known", "identity"),
+    [
+        ("苏B12340", "苏B12340", {"苏B12340": True}, ("exact", "苏B12340")),
+        ("苏B12340", "苏B12340", {"苏B12340": True, "苏B1234D": True}, ("exact", "苏B12340")),  # exact + fuzzy
+        ("苏B1234O", "苏B12340", {"苏B12340": True}, ("fuzzy", "苏B12340")),  # one candidate
+        ("苏B1234O", "苏B12340", {"苏B12340": True, "苏B1234D": True}, ("none", None)),  # two: nobody's
+        ("苏B12340", "苏B12340", {"苏B12340": False, "苏B1234D": True}, ("fuzzy", "苏B1234D")),
+        ("苏B12340", "苏B12340", {"苏B12340": False, "苏B1234D": True, "苏B1234Q": True}, ("none", None)),
+        ("苏B12340", "苏B12340", {"苏B12340": False}, ("none", "苏B12340")),  # its provisional identity
+        ("苏B1234O", "苏B12340", {}, ("none", "苏B12340")),  # a new provisional identity
+    ],
+)
+def test_decide_identity(cleaned: str, plate: str, known: dict[str, bool], identity: tuple) -> None:
+    assert decide_identity(cleaned, plate, known) == identity
+
+
+_TWINS = ["苏B12340", "苏B1234O", "苏B1234D", "苏B1234Q", "苏B1Z340", "苏BI2340"]
+
+
+@given(
+    st.sampled_from(_TWINS),
+    st.dictionaries(st.sampled_from([p for p in _TWINS if is_well_formed(p)]), st.booleans()),
+)
+def test_a_read_lands_on_a_registered_vehicle_only_when_one_fits(cleaned: str, known: dict[str, bool]) -> None:
+    plate = readable_plate(cleaned)
+    assert plate is not None
+    kind, target = decide_identity(cleaned, plate, known)
+    registered = [p for p, r in known.items() if r]
+    if target is not None and known.get(target):
+        assert kind == "exact" and target == cleaned or kind == "fuzzy" and registered == [target]
+    if len(registered) >= 2 and not known.get(cleaned):
+        assert target is None  # ambiguous
+    if target is not None and not known.get(target, False):
+        assert target == plate and not registered  # its own provisional identity
+
+
 # mask_plate ----------------------------------------------------------------------------
 
 
@@ -289,3 +331,29 @@ def test_mask_keeps_length_and_ends(plate: str) -> None:
     assert len(masked) == len(plate)
     assert masked[:2] == plate[:2] and masked[-1] == plate[-1]
     assert set(masked[2:-1]) <= {"*"}
+
+
+# fits_color ----------------------------------------------------------------------------
+
+ALL_COLORS = ("blue", "yellow", "green", "yellow_green", "white", "black")
+
+
+@pytest.mark.parametrize(
+    ("plate", "allowed"),
+    [
+        ("苏AD12345", {"green", "yellow_green"}),  # new energy, D first
+        ("苏A12345F", {"green", "yellow_green"}),  # new energy, F last
+        ("苏A1234警", {"white"}),
+        ("粤O1234警", {"white"}),  # O as the issuing letter
+        ("使123456", {"black"}),
+        ("苏A1234领", {"black"}),
+        ("苏B12345", {"blue", "yellow", "white", "black"}),
+        ("粤O12345", {"blue", "yellow", "white", "black"}),
+        ("苏A1234学", {"blue", "yellow", "white", "black"}),  # DOMAIN.md is silent: permissive
+        ("苏A1234挂", {"blue", "yellow", "white", "black"}),
+        ("粤Z1234港", {"blue", "yellow", "white", "black"}),
+    ],
+)
+def test_fits_color_table(plate: str, allowed: set[str]) -> None:
+    assert is_well_formed(plate)
+    assert {c for c in ALL_COLORS if fits_color(plate, c)} == allowed

@@ -20,6 +20,7 @@ ORDER = [
     "humidity_too_high",
     "plate_unreadable",
     "station_uncalibrated",
+    "station_suspended",
     "no_tailpipe",
 ]
 
@@ -90,6 +91,7 @@ def test_valid_reading_has_no_reason() -> None:
         ("plate_confidence", 0.0, "plate_unreadable"),
         ("plate_readable", False, "plate_unreadable"),
         ("station_calibrated", False, "station_uncalibrated"),
+        ("station_suspended", True, "station_suspended"),
         ("vehicle_fuel", "electric", "no_tailpipe"),
         ("vehicle_fuel", "hybrid", None),
         ("vehicle_fuel", None, None),
@@ -130,6 +132,7 @@ def test_all_reasons_in_table_order() -> None:
         plate_readable=False,
         station_calibrated=False,
         vehicle_fuel="electric",
+        station_suspended=True,
     )
     assert validity_reasons(worst, POLICY) == ORDER
 
@@ -193,6 +196,7 @@ maybe = st.none() | floats
         plate_readable=st.booleans(),
         station_calibrated=st.booleans(),
         vehicle_fuel=st.sampled_from([None, "diesel", "gasoline", "electric"]),
+        station_suspended=st.booleans(),
     )
 )
 def test_reasons_are_unique_known_and_in_table_order(reading: Reading) -> None:
@@ -202,6 +206,7 @@ def test_reasons_are_unique_known_and_in_table_order(reading: Reading) -> None:
         not reading.plate_readable or reading.plate_confidence < POLICY.plate_confidence_min
     )
     assert ("no_tailpipe" in found) == (reading.vehicle_fuel == "electric")
+    assert ("station_suspended" in found) == reading.station_suspended
 
 
 def test_co2_signal_too_low_at_or_below_minimum() -> None:
