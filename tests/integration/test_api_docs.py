@@ -107,7 +107,8 @@ def test_the_worked_example_is_what_the_server_verifies(app, client, station):
     assert EXAMPLE.signature == EXAMPLE_SIGNATURE
     rt = app.extensions["lantian"]
     with rt.sessions() as session, session.begin():
-        session.execute(update(identity.Station).values(key_id=EXAMPLE.key_id, secret=rt.station_box.seal(EXAMPLE.secret)))
+        session.execute(update(identity.Station).values(key_id=EXAMPLE.key_id,
+                                                        secret=rt.station_box.seal(EXAMPLE.secret)))
     headers = {"X-Station-Key": EXAMPLE.key_id, "X-Timestamp": EXAMPLE.timestamp, "X-Signature": EXAMPLE_SIGNATURE}
     with time_machine.travel(int(EXAMPLE.timestamp), tick=False):
         r = client.post(EXAMPLE.path, data=EXAMPLE.body.encode(), headers=headers, content_type="application/json")
