@@ -84,21 +84,25 @@ def _convert_run_states(conn: sa.Connection, tz: ZoneInfo) -> None:
         .order_by(EVENTS.c.vehicle_id, EVENTS.c.measured_at, EVENTS.c.id)
     ).all()
     converted: dict[int, dict[str, Any]] = {}
+    legacy_of: dict[int, dict[str, Any]] = {}
     vehicle, legacy, members = None, {}, {}
     for pk, vehicle_id, measured_at, runs, judged in rows:
+        legacy_of[pk] = runs
         if vehicle_id != vehicle:
             vehicle, legacy, members = vehicle_id, {}, {}
         local = measured_at.astimezone(tz).isoformat()
         converted[pk], members = _convert(runs, legacy, members, judged or [], pk, local)
         legacy = runs
-    updates = [{"pk": pk, "new": runs} for pk, runs in converted.items()]
+    # Only states that change are written (most events hold no run: {} stays {}).
+    updates = [{"pk": pk, "new": runs} for pk, runs in converted.items() if runs != legacy_of[pk]]
     for i in range(0, len(updates), 1000):
         conn.execute(sa.update(EVENTS).where(EVENTS.c.id == sa.bindparam("pk")).values(runs=sa.bindparam("new")),
                      updates[i:i + 1000])
     latest = conn.execute(sa.select(VEHICLE_RUNS.c.vehicle_id, VEHICLE_RUNS.c.event_id)).all()
     for vehicle_id, event_id in latest:
-        conn.execute(sa.update(VEHICLE_RUNS).where(VEHICLE_RUNS.c.vehicle_id == vehicle_id)
-                     .values(runs=converted.get(event_id, {})))
+        if event_id in converted and converted[event_id] != legacy_of[event_id]:
+            conn.execute(sa.update(VEHICLE_RUNS).where(VEHICLE_RUNS.c.vehicle_id == vehicle_id)
+                         .values(runs=converted[event_id]))
 
 
 def _convert(runs: dict[str, Any], legacy: dict[str, Any], members: dict[str, list[list[Any]]], judged: list[str],
