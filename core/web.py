@@ -131,10 +131,11 @@ def _authenticate_person() -> Person:
     # The account as it stands now decides, not the token: one primary-key read per request.
     user_id = int(claims["sub"])
     account = db().connection().execute(identity.PERSON_NOW, {"user_id": user_id}).first()
-    if account is None or account.token_version != claims["ver"]:
+    if account is None or account[4] != claims["ver"]:
         raise Unauthorized("the token is no longer valid: the account was deactivated or changed; sign in again",
                            code="invalid_token")
-    return Person(user_id, account.username, account.role, account.region, account.org_id)
+    username, role, region, org_id, _version = account
+    return Person(user_id, username, role, region, org_id)
 
 
 def _authorize_person(roles: tuple[str, ...]) -> Person:
