@@ -180,7 +180,9 @@ class ViolationOut(Schema):
 class CorrectionIn(VehicleRef):
     """The vehicle a person read, and why the violation moves to it."""
 
-    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+    reason = fields.String(required=True, validate=validate.Length(1, 2000),
+                           metadata=doc("Why the violation moves to this vehicle (the officer's reading).",
+                                        "图像复核：号牌为苏B12346，原识别有误"))
 
 
 class CorrectionOut(Schema):

@@ -122,7 +122,8 @@ class SnapshotPage(Schema):
 
 
 class SuspectedCloneQuery(PageArgs):
-    region = fields.String(load_default=None, validate=REGION)
+    region = fields.String(load_default=None, validate=REGION,
+                           metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
 
 
 class SuspectedCloneOut(Schema):
