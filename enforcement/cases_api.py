@@ -78,6 +78,7 @@ def get_case(case_id: int) -> dict[str, Any]:
 @require_person(*cases.STEP_ROLES[Step.NOTICE])
 @blp.arguments(NoticeIn)
 @blp.response(201, NoticeOut)
+@blp.alt_response(200, schema=NoticeOut, description="the same notice again: the stored one")
 def post_notice(body: dict[str, Any], case_id: int) -> Any:
     """Issue the mandatory inspection and repair notice on a case.
 
@@ -85,10 +86,10 @@ def post_notice(body: dict[str, Any], case_id: int) -> Any:
     the stored one.
     """
     session = db()
-    notice = cases.issue_notice(session, case_id, actor=Actor.of(current_person()), today=today(),
-                                policy=runtime().settings.policy, **body)
+    notice, new = cases.issue_notice(session, case_id, actor=Actor.of(current_person()), today=today(),
+                                     policy=runtime().settings.policy, **body)
     session.commit()
-    return notice
+    return notice, 201 if new else 200
 
 
 @blp.post("/cases/<int:case_id>/penalties")
@@ -101,7 +102,7 @@ def post_penalty(body: dict[str, Any], case_id: int) -> Any:
     session, actor = db(), Actor.of(current_person())
     if body["waived"]:
         record = cases.record_waiver(session, case_id, actor=actor, reason=body["reason"],
-                                     issued_at=body["issued_at"])
+                                     issued_at=body["issued_at"], violation_ids=body["violation_ids"])
     else:
         policy = runtime().settings.policy
         if body["amount_yuan"] is not None and body["amount_yuan"] > policy.penalty_max_yuan:
@@ -109,6 +110,7 @@ def post_penalty(body: dict[str, Any], case_id: int) -> Any:
         record = cases.record_penalty(
             session, case_id, actor=actor, policy=policy, decision_no=body["decision_no"],
             amount_yuan=body["amount_yuan"], legal_basis=body["legal_basis"], issued_at=body["issued_at"],
+            violation_ids=body["violation_ids"],
         )
     session.commit()
     return record

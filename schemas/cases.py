@@ -86,6 +86,11 @@ class PenaltyIn(Schema):
     issued_at = AwareDateTime(load_default=None,
                               metadata=doc("When the decision was issued, RFC 3339 with an offset.",
                                            "2026-11-21T09:00:00+08:00"))
+    # The violations covered (default: the case's active violations not yet covered).
+    violation_ids = fields.List(StrictInteger(validate=validate.Range(1, 2**63 - 1)), load_default=None,
+                                validate=validate.Length(1, 500),
+                                metadata=doc("The violations this penalty or waiver covers (default: every active "
+                                             "violation of the case not yet covered).", [101, 102]))
 
     @validates_schema
     def _one_kind(self, data: dict[str, Any], **_: object) -> None:
@@ -103,8 +108,8 @@ class RepairIn(VehicleRef):
     completed_at = AwareDateTime(load_default=None,
                                  metadata=doc("When the repair was completed, RFC 3339 with an offset (default now).",
                                               "2026-11-25T16:00:00+08:00"))
-    items = fields.List(fields.String(validate=[validate.Length(1, 200), single_line]), load_default=list,
-                        validate=validate.Length(max=100),
+    items = fields.List(fields.String(validate=[validate.Length(1, 200), single_line]), required=True,
+                        validate=validate.Length(1, 100, error="a repair lists at least one item, at most 100"),
                         metadata=doc("What was done: up to 100 items of up to 200 characters.",
                                      ["更换DPF", "清洗喷油器"]))
     notes = fields.String(load_default=None, validate=[validate.Length(max=2000), note_text],
@@ -247,6 +252,13 @@ class RetestOut(Schema):
     created_at = AwareDateTime()
 
 
+class ReviewItemOut(Schema):
+    """Something a person must look at again, such as a penalty on a withdrawn violation."""
+
+    reason = fields.String()
+    violation_id = fields.Integer()
+
+
 class CaseOut(Schema):
     id = fields.Integer()
     vehicle = fields.Nested(CaseVehicleOut)
@@ -262,6 +274,9 @@ class CaseOut(Schema):
     repairs = fields.List(fields.Nested(RepairOut))
     retests = fields.List(fields.Nested(RetestOut))
     closed_at = AwareDateTime(allow_none=True)
+    closed_reason = fields.String(allow_none=True)
+    retest_passed = fields.Boolean()
+    review_required = fields.List(fields.Nested(ReviewItemOut))
 
 
 class CasePage(Schema):

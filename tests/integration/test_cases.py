@@ -162,9 +162,9 @@ def test_waiver_and_repair_without_notice_close_the_case(app, loop):
 def test_a_new_violation_after_closing_opens_a_new_case(loop):
     first = loop.open_case()
     loop.waiver(first)
-    loop.repair()
+    loop.repair(completed_at=(datetime.now(CST) - timedelta(minutes=50)).isoformat())
     loop.retest()
-    second = loop.open_case()
+    second = loop.open_case(tested_at=(datetime.now(CST) - timedelta(minutes=10)).isoformat())
     assert second != first and loop.case(second)["status"] == "open"
 
 
@@ -199,16 +199,23 @@ def test_retest_before_any_repair_is_repair_required(app, loop):
     assert stored_counts(app) == before
 
 
-def test_passing_retest_without_penalty_is_penalty_required_and_not_stored(app, loop):
+def test_passing_retest_waits_for_the_penalty_that_closes_the_case(app, loop):
     case_id = loop.open_case()
     loop.repair()
-    before = stored_counts(app)
     r = loop.retest()
-    assert r.status_code == 409 and r.get_json()["error"]["code"] == "penalty_required"
+    assert r.status_code == 201, r.get_json()
+    view = loop.case(case_id)
+    assert (view["status"], view["retest_passed"], view["closed_reason"]) == ("repaired", True, None)
+    before = stored_counts(app)
+    for r in (loop.retest(), loop.retest(passed=False), loop.repair()):  # only the penalty is missing now
+        assert r.status_code == 409 and r.get_json()["error"]["code"] == "penalty_required"
+    assert loop.notice(case_id).get_json()["error"]["code"] == "penalty_required"
     assert stored_counts(app) == before
-    assert loop.case(case_id)["status"] == "repaired"
-    # A failing retest needs no penalty: it only sends the case back.
-    assert loop.retest(passed=False).status_code == 201
+    assert loop.penalty(case_id).status_code == 201
+    view = loop.case(case_id)
+    assert (view["status"], view["retest_passed"], view["closed_reason"]) == ("closed", True, "retest_passed")
+    assert transitions(app, case_id)[-2:] == [("retest_passed", "repaired", "repaired"),
+                                             ("penalty", "repaired", "closed")]
 
 
 def test_notice_while_repaired_is_retest_required(app, loop):
@@ -280,6 +287,9 @@ def test_notice_deadline_defaults_from_policy_and_back_dated_notice(app, loop):
     days = app.extensions["lantian"].settings.policy.notice_deadline_days
     issued = local_today() - timedelta(days=3)
     r = loop.notice(case_id, issued_on=issued.isoformat())
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "step_before_cause"  # before the violation
+    case_id = loop.open_case("苏B54321", tested_at=(datetime.now(CST) - timedelta(days=4)).isoformat())
+    r = loop.notice(case_id, issued_on=issued.isoformat())
     assert r.status_code == 201
     assert r.get_json()["deadline_days"] == days
     assert loop.case(case_id)["deadline_on"] == (issued + timedelta(days=days)).isoformat()
@@ -289,8 +299,8 @@ def test_notice_deadline_defaults_from_policy_and_back_dated_notice(app, loop):
 
 
 def _case_due(loop: Loop, deadline: date, plate: str = PLATE) -> int:
-    case_id = loop.open_case(plate)
     issued = deadline - timedelta(days=15)
+    case_id = loop.open_case(plate, tested_at=_shanghai(issued, 9).isoformat())
     assert loop.notice(case_id, issued_on=issued.isoformat(), deadline_days=15).status_code == 201
     return case_id
 
