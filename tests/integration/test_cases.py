@@ -415,3 +415,116 @@ def test_audit_verify_reports_a_deleted_middle_record(app, loop, runner):
     code, report = _verify(runner)
     assert code == 1 and report["broken_at"] == ids[len(ids) // 2 + 1]
     assert report["problem"] == "previous record missing or altered"
+
+
+# --- step order, late violations, penalties per violation (DOMAIN.md section 7) ------------
+
+
+def _ago(**delta: float) -> str:
+    return (datetime.now(CST) - timedelta(**delta)).isoformat()
+
+
+def test_each_step_follows_its_cause_to_the_second(app, loop):
+    detected = datetime.now(CST).replace(microsecond=0) - timedelta(days=2)
+    case_id = loop.open_case(tested_at=detected.isoformat())
+    day = detected.date()  # CST is Shanghai's offset: the local day of detection
+    before = stored_counts(app)
+    refusals = {
+        "issued_on": loop.notice(case_id, issued_on=(day - timedelta(days=1)).isoformat()),
+        "completed_at": loop.repair(completed_at=detected.isoformat()),  # at the detection: not after it
+    }
+    for name, r in refusals.items():
+        error = r.get_json()["error"]
+        assert r.status_code == 422 and error["code"] == "step_before_cause", error
+        assert list(error["fields"]) == [name]
+        assert error["message"].count(str(day.year)) >= 2  # both dates are named
+    assert stored_counts(app) == before
+    assert loop.notice(case_id, issued_on=day.isoformat()).status_code == 201  # the same day is fine
+    repaired = detected + timedelta(seconds=1)
+    assert loop.repair(completed_at=repaired.isoformat()).status_code == 201
+    before = stored_counts(app)
+    r = loop.client.post("/api/v1/retests", headers=loop.inspector, json={
+        "plate": PLATE, "plate_color": "yellow", "tested_at": repaired.isoformat(), "method": "lug_down",
+        "passed": True})
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "step_before_cause"
+    assert repaired.astimezone(ZoneInfo("UTC")).isoformat() in r.get_json()["error"]["message"]
+    assert stored_counts(app) == before
+    assert loop.retest().status_code == 201
+
+
+def test_a_violation_after_the_repair_sends_the_case_back_to_notified(app, loop):
+    case_id = loop.open_case(tested_at=_ago(hours=5))
+    loop.notice(case_id)
+    loop.waiver(case_id)
+    assert loop.repair(completed_at=_ago(hours=4)).status_code == 201
+    assert loop.open_case(tested_at=_ago(hours=4, seconds=10)) == case_id  # before the repair: answered by it
+    assert loop.case(case_id)["status"] == "repaired"
+    assert loop.open_case(kind="depot_check", tested_at=_ago(hours=3)) == case_id
+    view = loop.case(case_id)
+    assert view["status"] == "notified" and len(view["violations"]) == 3
+    assert transitions(app, case_id)[-1] == ("violation_after_repair", "repaired", "notified")
+    assert loop.retest().get_json()["error"]["code"] == "repair_required"
+
+
+def test_a_late_violation_before_the_repair_joins_the_closed_case(app, loop):
+    case_id = loop.open_case(tested_at=_ago(hours=5))
+    loop.penalty(case_id)
+    loop.repair(completed_at=_ago(hours=4))
+    loop.retest()
+    assert loop.case(case_id)["status"] == "closed"
+    opened = stored_counts(app)["cases"]
+    assert loop.open_case(kind="depot_check", tested_at=_ago(hours=4, minutes=30)) == case_id
+    view = loop.case(case_id)
+    assert view["status"] == "closed" and len(view["violations"]) == 2
+    assert stored_counts(app)["cases"] == opened  # no second loop for a fault already repaired
+    assert loop.open_case(tested_at=_ago(hours=3)) != case_id  # after the repair: a new loop
+
+
+def test_penalties_cover_the_violations_they_name(app, loop):
+    case_id = loop.open_case(tested_at=_ago(hours=5))
+    loop.open_case(kind="depot_check", tested_at=_ago(hours=4))
+    other_case = loop.open_case("苏B54321")
+    first, second = [v["id"] for v in loop.case(case_id)["violations"]]
+    foreign = loop.case(other_case)["violations"][0]["id"]
+    r = loop.penalty(case_id, violation_ids=[first])
+    assert r.status_code == 201 and r.get_json()["violation_ids"] == [first]
+    before = stored_counts(app)
+    assert loop.penalty(case_id, violation_ids=[first]).get_json()["error"]["code"] == "penalty_already_recorded"
+    for ids in ([foreign], [second, foreign], [first, second], [2**40]):
+        r = loop.penalty(case_id, violation_ids=ids)
+        assert r.status_code == 422 and "violation_ids" in r.get_json()["error"]["fields"], (ids, r.get_json())
+    for ids in ([], [0], ["1"], "1"):
+        r = loop.penalty(case_id, violation_ids=ids)
+        assert r.status_code == 422 and "violation_ids" in r.get_json()["error"]["fields"], (ids, r.get_json())
+    assert stored_counts(app) == before
+    loop.repair()
+    loop.retest()
+    assert loop.case(case_id)["status"] == "repaired"  # the second violation is not covered yet
+    r = loop.waiver(case_id)
+    assert r.status_code == 201 and r.get_json()["violation_ids"] == [second]  # default: what is left
+    view = loop.case(case_id)
+    assert view["status"] == "closed" and view["closed_reason"] == "retest_passed"
+
+
+def test_the_same_notice_again_answers_the_stored_one(app, loop):
+    case_id = loop.open_case(tested_at=_ago(days=2))
+    issued = (local_today() - timedelta(days=1)).isoformat()
+    first = loop.notice(case_id, issued_on=issued, deadline_days=10)
+    assert first.status_code == 201
+    before = stored_counts(app)
+    again = loop.notice(case_id, issued_on=issued, deadline_days=10)
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+    assert stored_counts(app) == before
+    renotice = loop.notice(case_id, issued_on=issued, deadline_days=20)
+    assert renotice.status_code == 201 and renotice.get_json()["id"] != first.get_json()["id"]
+    assert loop.case(case_id)["deadline_on"] == renotice.get_json()["deadline_on"]
+
+
+def test_a_repair_lists_at_least_one_item(app, loop):
+    loop.open_case()
+    before = stored_counts(app)
+    for items in ([], None, [""], ["x" * 201], ["a"] * 101):
+        r = loop.repair(items=items)
+        assert r.status_code == 422 and "items" in r.get_json()["error"]["fields"], items
+    assert stored_counts(app) == before
+    assert loop.repair(items=["a"] * 100).status_code == 201
