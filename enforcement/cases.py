@@ -46,6 +46,7 @@ from core.identity import Role
 from core.queue import enqueue_after_commit
 from core.registry import Vehicle
 from core.settings import Policy
+from enforcement import evidence
 from enforcement.models import ACTIVE, Case, Notice, Penalty, Repair, Retest, Violation
 from remote_sensing import processing
 from remote_sensing.ingest import JUDGE_JOB
@@ -620,9 +621,16 @@ def plate_of(vehicle: Vehicle | Row[Any]) -> dict[str, str]:
     return {"plate": vehicle.plate, "plate_color": vehicle.plate_color}
 
 
-def present_violation(violation: Violation, vehicle: Vehicle | Row[Any]) -> dict[str, Any]:
-    view = {key: getattr(violation, col.key) for key, col in _VIOLATION_FIELDS}
-    return view | {"vehicle": plate_of(vehicle)}  # replaced in place: the key keeps its position
+def present_violations(session: Session, violations: Sequence[Violation]) -> list[dict[str, Any]]:
+    """Violation views with their vehicles and evidence, each kind read once for the page."""
+    vehicles = vehicles_by_id(session, (v.vehicle_id for v in violations))
+    found = evidence.evidence_of(session, ((v.id, v.source, v.source_ref, v.details) for v in violations))
+    views = []
+    for violation in violations:
+        view = {key: getattr(violation, col.key) for key, col in _VIOLATION_FIELDS}
+        view["vehicle"] = plate_of(vehicles[violation.vehicle_id])  # replaced in place: the key keeps its position
+        views.append(view | {"evidence": found.get(violation.id, {})})
+    return views
 
 
 def present_record(record: Any) -> dict[str, Any]:
@@ -636,6 +644,8 @@ def present_cases(session: Session, cases: Sequence[Case], today: date) -> list[
         return []
     ids = [c.id for c in cases]
     violations = _views_by_case(session, _VIOLATIONS, ids)
+    found = evidence.evidence_of(session, ((v["id"], v["source"], v["source_ref"], v["details"])
+                                           for views in violations.values() for v in views))
     records = {name: _views_by_case(session, children, ids) for name, children in _RECORDS.items()}
     vehicles = vehicles_by_id(session, (c.vehicle_id for c in cases))
     views = []
@@ -643,6 +653,7 @@ def present_cases(session: Session, cases: Sequence[Case], today: date) -> list[
         plate = plate_of(vehicles[case.vehicle_id])
         for violation in violations[case.id]:
             violation["vehicle"] = plate
+            violation["evidence"] = found.get(violation["id"], {})
         views.append({
             "id": case.id, "vehicle": plate, "region": case.region, "status": case.status,
             "opened_at": case.opened_at, "deadline_on": case.deadline_on, "overdue": is_overdue(case, today),

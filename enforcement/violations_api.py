@@ -34,8 +34,7 @@ def list_violations(query: dict[str, Any]) -> dict[str, Any]:
     ))
     rows, cursor = page(session, stmt, Violation.detected_at, Violation.id, limit=query["limit"],
                         cursor=query["cursor"])
-    vehicles = cases.vehicles_by_id(session, (v.vehicle_id for v in rows))
-    return {"items": [cases.present_violation(v, vehicles[v.vehicle_id]) for v in rows], "next_cursor": cursor}
+    return {"items": cases.present_violations(session, rows), "next_cursor": cursor}
 
 
 @blp.get("/violations/<int:violation_id>")
@@ -47,8 +46,7 @@ def get_violation(violation_id: int) -> dict[str, Any]:
     violation = session.get(Violation, violation_id)
     if violation is None or not regions.contains(current_person().scope, violation.region):
         raise NotFound("no such violation", code="violation_not_found")
-    vehicle = cases.vehicles_by_id(session, [violation.vehicle_id])[violation.vehicle_id]
-    return cases.present_violation(violation, vehicle)
+    return cases.present_violations(session, [violation])[0]
 
 
 @blp.post("/violations/<int:violation_id>/correction")
@@ -70,4 +68,4 @@ def post_correction(body: dict[str, Any], violation_id: int) -> dict[str, Any]:
     c = done.correction
     return {"id": c.id, "violation_id": c.violation_id, "from_vehicle": cases.plate_of(done.from_vehicle),
             "to_vehicle": cases.plate_of(done.to_vehicle), "reason": c.reason, "by": c.corrected_by,
-            "at": c.corrected_at, "violation": cases.present_violation(done.violation, done.to_vehicle)}
+            "at": c.corrected_at, "violation": cases.present_violations(session, [done.violation])[0]}

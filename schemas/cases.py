@@ -180,6 +180,9 @@ class ViolationOut(Schema):
     status = fields.String()
     withdrawn_reason = fields.String(allow_none=True)
     withdrawn_by_event = fields.Integer(allow_none=True)
+    # remote_sensing: {"events": [...]} (the judged run); black_smoke: {"snapshot", "review"};
+    # road_check / depot_check: {"test"} (enforcement.evidence)
+    evidence = fields.Dict()
 
 
 class CorrectionIn(VehicleRef):
