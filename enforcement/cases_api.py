@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Response, jsonify
+from collections.abc import Iterable
+
+from flask import Response, jsonify, stream_with_context
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from core.identity import Role
-from core.pagination import page
+from core.pagination import page, walk
 from core.web import current_person, db, read_db, require_person, runtime
-from enforcement import cases
+from enforcement import cases, exports
 from enforcement.cases import Actor, Step
 from enforcement.models import Case
 from schemas.cases import (
@@ -47,6 +49,13 @@ def no_future(body: dict[str, Any], *names: str) -> None:
             not_in_future(body[name], tolerance, name)
 
 
+def export(fmt: str, name: str, rows: Iterable[list[exports.Cell]]) -> Response:
+    """A spreadsheet streamed to the client (the request's session stays open while it streams)."""
+    response = Response(stream_with_context(exports.chunks(fmt, rows, name)), mimetype=exports.MEDIA_TYPES[fmt])
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response
+
+
 def present_one(case: Case) -> dict[str, Any]:
     return cases.present_cases(db(), [case], today())[0]
 
@@ -60,6 +69,12 @@ def list_cases(query: dict[str, Any]) -> Response:
     session, now = read_db(), today()
     stmt = cases.cases_query(scope=current_person().scope, today=now, status=query["status"],
                              overdue=query["overdue"], region=query["region"])
+    if query["format"]:
+        def context(rows: Any) -> dict[str, Any]:
+            return {"plates": cases.vehicles_by_id(session, (c.vehicle_id for c in rows)), "tz": runtime().tz,
+                    "overdue": lambda c: cases.is_overdue(c, now)}
+        pages = walk(session, stmt, Case.opened_at, Case.id, size=exports.PAGE_ROWS)
+        return export(query["format"], "cases", exports.table(pages, exports.CASE_COLUMNS, context))
     rows, cursor = page(session, stmt, Case.opened_at, Case.id, limit=query["limit"], cursor=query["cursor"])
     # The views already are CasePage's dump (see enforcement.cases, presenting), so the page
     # skips it: a Response passes flask-smorest untouched, and CasePage still documents it.

@@ -9,10 +9,10 @@ from flask_smorest import Blueprint
 from core import regions
 from core.errors import NotFound
 from core.identity import Role
-from core.pagination import page
+from core.pagination import page, walk
 from core.web import current_person, db, read_db, require_person, runtime
-from enforcement import cases, corrections
-from enforcement.cases_api import READERS
+from enforcement import cases, corrections, exports
+from enforcement.cases_api import READERS, export
 from enforcement.models import Violation
 from enforcement.violations import ViolationFilter, violations_query
 from schemas.cases import CorrectionIn, CorrectionOut, ViolationOut, ViolationPage, ViolationQuery
@@ -24,7 +24,7 @@ blp = Blueprint("violations", __name__, url_prefix="/api/v1", description="Viola
 @require_person(*READERS)
 @blp.arguments(ViolationQuery, location="query")
 @blp.response(200, ViolationPage)
-def list_violations(query: dict[str, Any]) -> dict[str, Any]:
+def list_violations(query: dict[str, Any]) -> Any:
     """List violations, newest first (active ones unless `status` says otherwise)."""
     session = read_db()
     stmt = violations_query(ViolationFilter(
@@ -32,6 +32,11 @@ def list_violations(query: dict[str, Any]) -> dict[str, Any]:
         source=query["source"], status=None if query["status"] == "all" else query["status"],
         since=query["from_"], until=query["to"], tz=runtime().tz,
     ))
+    if query["format"]:
+        def context(rows: Any) -> dict[str, Any]:
+            return {"plates": cases.vehicles_by_id(session, (v.vehicle_id for v in rows)), "tz": runtime().tz}
+        pages = walk(session, stmt, Violation.detected_at, Violation.id, size=exports.PAGE_ROWS)
+        return export(query["format"], "violations", exports.table(pages, exports.VIOLATION_COLUMNS, context))
     rows, cursor = page(session, stmt, Violation.detected_at, Violation.id, limit=query["limit"],
                         cursor=query["cursor"])
     return {"items": cases.present_violations(session, rows), "next_cursor": cursor}

@@ -16,6 +16,7 @@ SOURCES = ("remote_sensing", "black_smoke", *TEST_KINDS)
 CASE_STATUSES = ("open", "notified", "repaired", "closed")
 ACTIVE, WITHDRAWN = "active", "withdrawn"
 VIOLATION_STATUSES = (ACTIVE, WITHDRAWN)
+EXPORT_FORMATS = ("csv", "xlsx")
 
 PLATE_COLOR = validate.OneOf(PLATE_COLORS)
 METHOD = validate.Length(1, 32)
@@ -143,6 +144,8 @@ class ViolationQuery(PageArgs):
     to = Day(load_default=None, metadata=doc("Detected on or before this local day.", "2026-11-30"))
     status = fields.String(load_default=ACTIVE, validate=validate.OneOf((*VIOLATION_STATUSES, "all")),
                            metadata=doc("`active` (default), `withdrawn` or `all`.", "active"))
+    format = fields.String(load_default=None, validate=validate.OneOf(EXPORT_FORMATS),
+                           metadata={"description": "csv or xlsx: every matching row as a spreadsheet"})
 
     @validates_schema
     def _order(self, data: dict[str, Any], **_: object) -> None:
@@ -156,6 +159,8 @@ class CaseQuery(PageArgs):
     overdue = fields.Boolean(load_default=None, metadata=doc("`true`: only open cases past their deadline.", True))
     region = fields.String(load_default=None, validate=REGION,
                            metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
+    format = fields.String(load_default=None, validate=validate.OneOf(EXPORT_FORMATS),
+                           metadata={"description": "csv or xlsx: every matching case as a spreadsheet"})
 
 
 # --- answers -----------------------------------------------------------------------------
