@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 from core.identity import Role
 from core.pagination import page, walk
 from core.web import current_person, db, read_db, require_person, runtime
-from enforcement import cases, exports
+from enforcement import cases, exports, notice_docs, notice_pdf
 from enforcement.cases import Actor, Step
 from enforcement.models import Case
 from schemas.cases import (
@@ -87,6 +87,19 @@ def list_cases(query: dict[str, Any]) -> Response:
 def get_case(case_id: int) -> dict[str, Any]:
     """Read one I/M case with its violations, notices, penalties, repairs and retests."""
     return present_one(cases.visible_case(db(), case_id, current_person().scope))
+
+
+@blp.get("/cases/<int:case_id>/notice.pdf")
+@require_person(*READERS)
+@blp.doc(responses={"200": {"description": "the latest notice as a PDF (zh-CN, local times)",
+                            "content": {"application/pdf": {}}}})
+def get_notice_pdf(case_id: int) -> Response:
+    session, rt = db(), runtime()
+    case = cases.visible_case(session, case_id, current_person().scope)
+    content = notice_docs.notice_content(session, case, tz=rt.tz, policy=rt.settings.policy)
+    response = Response(notice_pdf.render(content, rt.settings.notice_font), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="notice-{content.number}.pdf"'
+    return response
 
 
 @blp.post("/cases/<int:case_id>/notices")
