@@ -205,6 +205,15 @@ def open_case_of(session: Session, vehicle_id: int) -> Case | None:
     return open_cases_of(session, [vehicle_id]).get(vehicle_id)
 
 
+def served_case(session: Session, plate: str, plate_color: str, scope: str | None) -> Case:
+    """The open case of a vehicle an M or I station serves: only within the station's region."""
+    vehicle = registry.find_vehicle(session, plate, plate_color)
+    case = open_case_of(session, vehicle.id) if vehicle is not None else None
+    if case is None or not regions.contains(scope, case.region):
+        raise NotFound("the vehicle has no open case in your region", code="no_open_case")
+    return case
+
+
 def visible_case(session: Session, case_id: int, scope: str | None) -> Case:
     """The case, or 404 when it does not exist or lies outside the reader's region."""
     case = session.get(Case, case_id)

@@ -29,6 +29,8 @@ from schemas.cases import (
     RepairOut,
     RetestIn,
     RetestOut,
+    ServedCaseOut,
+    ServedCaseQuery,
 )
 from schemas.common import not_in_future
 
@@ -79,6 +81,15 @@ def list_cases(query: dict[str, Any]) -> Response:
     # The views already are CasePage's dump (see enforcement.cases, presenting), so the page
     # skips it: a Response passes flask-smorest untouched, and CasePage still documents it.
     return jsonify({"items": cases.present_cases(session, rows, now), "next_cursor": cursor})
+
+
+@blp.get("/cases/lookup")
+@require_person(Role.REPAIR_STATION, Role.INSPECTION_STATION)
+@blp.arguments(ServedCaseQuery, location="query")
+@blp.response(200, ServedCaseOut)
+def lookup_case(query: dict[str, Any]) -> dict[str, Any]:
+    """M and I stations: the open case of the vehicle in front of them (ServedCaseOut drops the rest)."""
+    return present_one(cases.served_case(db(), query["plate"], query["plate_color"], current_person().scope))
 
 
 @blp.get("/cases/<int:case_id>")

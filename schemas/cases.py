@@ -287,6 +287,36 @@ class CaseOut(Schema):
     review_required = fields.List(fields.Nested(ReviewItemOut))
 
 
+class ServedRepairOut(RepairOut):
+    class Meta:
+        exclude = ("reported_by",)
+
+
+class ServedRetestOut(RetestOut):
+    class Meta:
+        exclude = ("reported_by",)
+
+
+class ServedCaseOut(Schema):
+    """The case of a vehicle an M or I station is serving: what failed and what was done,
+    no personal data (no VIN, owner, or names of officers and staff)."""
+
+    id = fields.Integer()
+    vehicle = fields.Nested(CaseVehicleOut)
+    status = fields.String()
+    opened_at = AwareDateTime()
+    deadline_on = fields.Date(allow_none=True)
+    overdue = fields.Boolean()
+    retest_passed = fields.Boolean()
+    violations = fields.List(fields.Nested(ViolationOut))
+    repairs = fields.List(fields.Nested(ServedRepairOut))
+    retests = fields.List(fields.Nested(ServedRetestOut))
+
+
+class ServedCaseQuery(VehicleRef):
+    pass
+
+
 class CasePage(Schema):
     items = fields.List(fields.Nested(CaseOut))
     next_cursor = fields.String(allow_none=True)
