@@ -444,8 +444,15 @@ def issue_notice(
 def covered_violations(session: Session, case_id: int) -> set[int]:
     """The violations of the case that a penalty or waiver covers."""
     covered: set[int] = set()
-    for ids in session.scalars(select(Penalty.violation_ids).where(Penalty.case_id == case_id)):
+    legacy = None  # a penalty stored before penalties named violations covered all the case had then
+    for ids, created_at in session.execute(select(Penalty.violation_ids, Penalty.created_at).where(
+            Penalty.case_id == case_id)):
+        if ids is None:
+            legacy = created_at if legacy is None else max(legacy, created_at)
         covered.update(ids or ())
+    if legacy is not None:
+        covered.update(session.scalars(select(Violation.id).where(
+            Violation.case_id == case_id, Violation.created_at <= legacy)))
     return covered
 
 
