@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
-
-from collections.abc import Iterable
 
 from flask import Response, jsonify, stream_with_context
 from flask_smorest import Blueprint

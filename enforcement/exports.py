@@ -54,10 +54,13 @@ def local(value: datetime | date | None, tz: ZoneInfo) -> str | None:
 
 
 # (header, cell of a row given the page's context: "plates" by vehicle id, "tz", ...)
+_PLATE: tuple[Column, ...] = (
+    ("号牌号码", lambda r, c: c["plates"][r.vehicle_id].plate),
+    ("号牌颜色", lambda r, c: c["plates"][r.vehicle_id].plate_color),
+)
 VIOLATION_COLUMNS: tuple[Column, ...] = (
     ("违法记录编号", lambda v, c: v.id),
-    ("号牌号码", lambda v, c: c["plates"][v.vehicle_id].plate),
-    ("号牌颜色", lambda v, c: c["plates"][v.vehicle_id].plate_color),
+    *_PLATE,
     ("来源", lambda v, c: v.source),
     ("来源记录", lambda v, c: v.source_ref),
     ("检测时间", lambda v, c: local(v.detected_at, c["tz"])),
@@ -72,8 +75,7 @@ VIOLATION_COLUMNS: tuple[Column, ...] = (
 
 CASE_COLUMNS: tuple[Column, ...] = (
     ("案件编号", lambda k, c: k.id),
-    ("号牌号码", lambda k, c: c["plates"][k.vehicle_id].plate),
-    ("号牌颜色", lambda k, c: c["plates"][k.vehicle_id].plate_color),
+    *_PLATE,
     ("地区", lambda k, c: k.region),
     ("状态", lambda k, c: k.status),
     ("立案时间", lambda k, c: local(k.opened_at, c["tz"])),

@@ -159,7 +159,8 @@ class EventOut(Schema):
     speed_kmh = fields.Float(allow_none=True)
     acceleration_ms2 = fields.Float(allow_none=True)
     vsp_kw_t = fields.Float(allow_none=True)
-    vsp_computed = fields.Boolean(metadata={"description": "vsp_kw_t was absent and computed from speed and acceleration"})
+    vsp_computed = fields.Boolean(
+        metadata={"description": "vsp_kw_t was absent and computed from speed and acceleration"})
     measurements = fields.Dict()
     conditions = fields.Dict()
     # Where the station stands.

@@ -149,8 +149,9 @@ def test_m_and_i_stations_read_the_case_of_the_vehicle_they_serve(client, login,
     far = login("repair_station", org="M009", username="far-away")
     r = client.get("/api/v1/cases/lookup?plate=苏B12345&plate_color=yellow", headers=far)
     assert r.status_code == 404 and r.get_json()["error"]["code"] == "no_open_case"
-    assert client.get("/api/v1/cases/lookup?plate=苏B99999&plate_color=yellow", headers=loop.repairer).status_code == 404
-    assert client.get("/api/v1/cases/lookup?plate=苏B12345&plate_color=purple", headers=loop.repairer).status_code == 422
+    lookup = "/api/v1/cases/lookup?plate={}&plate_color={}"
+    assert client.get(lookup.format("苏B99999", "yellow"), headers=loop.repairer).status_code == 404
+    assert client.get(lookup.format("苏B12345", "purple"), headers=loop.repairer).status_code == 422
     assert client.get("/api/v1/cases/lookup?plate=苏B12345&plate_color=yellow", headers=loop.police).status_code == 403
     loop.retest()
     r = client.get("/api/v1/cases/lookup?plate=苏B12345&plate_color=yellow", headers=loop.inspector)

@@ -6,7 +6,6 @@ import io
 import shutil
 import subprocess
 from datetime import datetime, timedelta
-from typing import Any
 
 import pypdf
 import pytest
