@@ -327,12 +327,14 @@ def transition(session: Session, case: Case, step: Step, record: Any, *, actor: 
                covered: bool | None = None) -> Case:
     """Take one step: check role and table, store `record`, move the case, audit it.
 
-    `covered` (default: unchanged) says whether a penalty or waiver covers every active
-    violation once the step is taken. Nothing is written when the step is refused.
+    `covered` says whether a penalty or waiver covers every active violation once the step
+    is taken (default: as stored now, read afresh, since a withdrawal may have left only
+    covered violations). Nothing is written when the step is refused.
     """
     admissible(case, step, actor)
-    return _move(session, case, step, record, actor=actor.name, reason=reason,
-                 covered=case.penalty_settled if covered is None else covered)
+    if covered is None:
+        covered = set(active_violations(session, case.id)) <= covered_violations(session, case.id)
+    return _move(session, case, step, record, actor=actor.name, reason=reason, covered=covered)
 
 
 def _move(session: Session, case: Case, step: Step, record: Any, *, actor: str, reason: str, covered: bool) -> Case:

@@ -528,3 +528,16 @@ def test_a_repair_lists_at_least_one_item(app, loop):
         assert r.status_code == 422 and "items" in r.get_json()["error"]["fields"], items
     assert stored_counts(app) == before
     assert loop.repair(items=["a"] * 100).status_code == 201
+
+
+def test_a_withdrawn_uncovered_violation_leaves_the_case_closable(app, loop):
+    """Coverage is read afresh: once the only uncovered violation is withdrawn, the passing retest closes."""
+    case_id = loop.open_case(tested_at=_ago(hours=5))
+    loop.open_case(kind="depot_check", tested_at=_ago(hours=4))
+    first, second = [v["id"] for v in loop.case(case_id)["violations"]]
+    assert loop.penalty(case_id, violation_ids=[first]).status_code == 201
+    with app.extensions["lantian"].sessions() as s, s.begin():
+        s.execute(text("UPDATE violations SET status = 'withdrawn' WHERE id = :i"), {"i": second})
+    loop.repair()
+    assert loop.retest().status_code == 201
+    assert loop.case(case_id)["status"] == "closed"
