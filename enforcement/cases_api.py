@@ -104,6 +104,7 @@ def get_case(case_id: int) -> dict[str, Any]:
 @blp.doc(responses={"200": {"description": "the latest notice as a PDF (zh-CN, local times)",
                             "content": {"application/pdf": {}}}})
 def get_notice_pdf(case_id: int) -> Response:
+    """The mandatory inspection and repair notice (强制检验维修通知书) of the case's latest notice, as a PDF."""
     session, rt = db(), runtime()
     case = cases.visible_case(session, case_id, current_person().scope)
     content = notice_docs.notice_content(session, case, tz=rt.tz, policy=rt.settings.policy)

@@ -145,7 +145,8 @@ class ViolationQuery(PageArgs):
     status = fields.String(load_default=ACTIVE, validate=validate.OneOf((*VIOLATION_STATUSES, "all")),
                            metadata=doc("`active` (default), `withdrawn` or `all`.", "active"))
     format = fields.String(load_default=None, validate=validate.OneOf(EXPORT_FORMATS),
-                           metadata={"description": "csv or xlsx: every matching row as a spreadsheet"})
+                           metadata=doc("`csv` or `xlsx`: every matching violation as a spreadsheet (Chinese headers, "
+                                        "local times; `limit` and `cursor` are ignored).", "csv"))
 
     @validates_schema
     def _order(self, data: dict[str, Any], **_: object) -> None:
@@ -160,7 +161,8 @@ class CaseQuery(PageArgs):
     region = fields.String(load_default=None, validate=REGION,
                            metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
     format = fields.String(load_default=None, validate=validate.OneOf(EXPORT_FORMATS),
-                           metadata={"description": "csv or xlsx: every matching case as a spreadsheet"})
+                           metadata=doc("`csv` or `xlsx`: every matching case as a spreadsheet (Chinese headers, "
+                                        "local times; `limit` and `cursor` are ignored).", "xlsx"))
 
 
 # --- answers -----------------------------------------------------------------------------
