@@ -19,7 +19,7 @@ def test_a_station_has_a_location(runner):
     assert (made["location"], made["lat"], made["lon"]) == ("G312 K1203 东向", 31.49, 120.31)
     from lantian.cli import cli
 
-    for bad in (["--lat", "91", "--lon", "0"], ["--lat", "30"], ["--location", ""]):
+    for bad in (["--lat", "91", "--lon", "0"], ["--lat", "0", "--lon", "181"]):
         result = runner.invoke(cli, ["stations", "create", "--code", "RS010", "--kind", "remote_sensing",
                                      "--region", "320200", *bad])
         assert result.exit_code != 0, bad
