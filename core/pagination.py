@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -112,3 +112,21 @@ def page(
     rows = rows[:limit]
     last = rows[-1]
     return rows, encode_cursor(getattr(last, sort_col.key), getattr(last, id_col.key))
+
+
+def walk(
+    session: Session,
+    stmt: Select[Any],
+    sort_col: InstrumentedAttribute[Any],
+    id_col: InstrumentedAttribute[Any],
+    *,
+    size: int,
+) -> Iterator[Sequence[Any]]:
+    """Every row of `stmt`, newest first, one keyset page of `size` rows at a time (exports)."""
+    cursor: str | None = None
+    while True:
+        rows, cursor = page(session, stmt, sort_col, id_col, limit=size, cursor=cursor)
+        if rows:
+            yield rows
+        if cursor is None:
+            return

@@ -67,6 +67,7 @@ class Policy(BaseSettings):
     penalty_legal_basis: str = "大气污染防治法第一百一十三条 / 道路交通安全法第九十条"
     penalty_code: str = "6063"
     penalty_max_yuan: int = 100_000  # the largest amount a penalty may record
+    notice_legal_basis: str = "《中华人民共和国大气污染防治法》第五十三条、第五十五条"
 
     # Blacklists and key supervision.
     strikes_threshold: int = 3
@@ -117,6 +118,8 @@ class Settings(BaseSettings):
     audit_checkpoint_period_s: int = 3600
     timezone: str = "Asia/Shanghai"
     media_dir: str = "instance/media"
+    # A CJK TrueType font for printed notices (Debian: fonts-wqy-microhei).
+    notice_font: str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
     queue_name: str = "lantian"
 
     token_ttl_s: int = 8 * 3600

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, jsonify, stream_with_context
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from core.identity import Role
-from core.pagination import page
+from core.pagination import page, walk
 from core.web import current_person, db, read_db, require_person, runtime
-from enforcement import cases
+from enforcement import cases, exports, notice_docs, notice_pdf
 from enforcement.cases import Actor, Step
 from enforcement.models import Case
 from schemas.cases import (
@@ -27,6 +28,8 @@ from schemas.cases import (
     RepairOut,
     RetestIn,
     RetestOut,
+    ServedCaseOut,
+    ServedCaseQuery,
 )
 from schemas.common import not_in_future
 
@@ -47,6 +50,13 @@ def no_future(body: dict[str, Any], *names: str) -> None:
             not_in_future(body[name], tolerance, name)
 
 
+def export(fmt: str, name: str, rows: Iterable[list[exports.Cell]]) -> Response:
+    """A spreadsheet streamed to the client (the request's session stays open while it streams)."""
+    response = Response(stream_with_context(exports.chunks(fmt, rows, name)), mimetype=exports.MEDIA_TYPES[fmt])
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response
+
+
 def present_one(case: Case) -> dict[str, Any]:
     return cases.present_cases(db(), [case], today())[0]
 
@@ -60,10 +70,25 @@ def list_cases(query: dict[str, Any]) -> Response:
     session, now = read_db(), today()
     stmt = cases.cases_query(scope=current_person().scope, today=now, status=query["status"],
                              overdue=query["overdue"], region=query["region"])
+    if query["format"]:
+        def context(rows: Any) -> dict[str, Any]:
+            return {"plates": cases.vehicles_by_id(session, (c.vehicle_id for c in rows)), "tz": runtime().tz,
+                    "overdue": lambda c: cases.is_overdue(c, now)}
+        pages = walk(session, stmt, Case.opened_at, Case.id, size=exports.PAGE_ROWS)
+        return export(query["format"], "cases", exports.table(pages, exports.CASE_COLUMNS, context))
     rows, cursor = page(session, stmt, Case.opened_at, Case.id, limit=query["limit"], cursor=query["cursor"])
     # The views already are CasePage's dump (see enforcement.cases, presenting), so the page
     # skips it: a Response passes flask-smorest untouched, and CasePage still documents it.
     return jsonify({"items": cases.present_cases(session, rows, now), "next_cursor": cursor})
+
+
+@blp.get("/cases/lookup")
+@require_person(Role.REPAIR_STATION, Role.INSPECTION_STATION)
+@blp.arguments(ServedCaseQuery, location="query")
+@blp.response(200, ServedCaseOut)
+def lookup_case(query: dict[str, Any]) -> dict[str, Any]:
+    """M and I stations: the open case of the vehicle in front of them (ServedCaseOut drops the rest)."""
+    return present_one(cases.served_case(db(), query["plate"], query["plate_color"], current_person().scope))
 
 
 @blp.get("/cases/<int:case_id>")
@@ -74,10 +99,25 @@ def get_case(case_id: int) -> dict[str, Any]:
     return present_one(cases.visible_case(db(), case_id, current_person().scope))
 
 
+@blp.get("/cases/<int:case_id>/notice.pdf")
+@require_person(*READERS)
+@blp.doc(responses={"200": {"description": "the latest notice as a PDF (zh-CN, local times)",
+                            "content": {"application/pdf": {}}}})
+def get_notice_pdf(case_id: int) -> Response:
+    """The mandatory inspection and repair notice (强制检验维修通知书) of the case's latest notice, as a PDF."""
+    session, rt = db(), runtime()
+    case = cases.visible_case(session, case_id, current_person().scope)
+    content = notice_docs.notice_content(session, case, tz=rt.tz, policy=rt.settings.policy)
+    response = Response(notice_pdf.render(content, rt.settings.notice_font), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="notice-{content.number}.pdf"'
+    return response
+
+
 @blp.post("/cases/<int:case_id>/notices")
 @require_person(*cases.STEP_ROLES[Step.NOTICE])
 @blp.arguments(NoticeIn)
 @blp.response(201, NoticeOut)
+@blp.alt_response(200, schema=NoticeOut, description="the same notice again: the stored one")
 def post_notice(body: dict[str, Any], case_id: int) -> Any:
     """Issue the mandatory inspection and repair notice on a case.
 
@@ -85,10 +125,10 @@ def post_notice(body: dict[str, Any], case_id: int) -> Any:
     the stored one.
     """
     session = db()
-    notice = cases.issue_notice(session, case_id, actor=Actor.of(current_person()), today=today(),
-                                policy=runtime().settings.policy, **body)
+    notice, new = cases.issue_notice(session, case_id, actor=Actor.of(current_person()), today=today(),
+                                     policy=runtime().settings.policy, **body)
     session.commit()
-    return notice
+    return notice, 201 if new else 200
 
 
 @blp.post("/cases/<int:case_id>/penalties")
@@ -101,7 +141,7 @@ def post_penalty(body: dict[str, Any], case_id: int) -> Any:
     session, actor = db(), Actor.of(current_person())
     if body["waived"]:
         record = cases.record_waiver(session, case_id, actor=actor, reason=body["reason"],
-                                     issued_at=body["issued_at"])
+                                     issued_at=body["issued_at"], violation_ids=body["violation_ids"])
     else:
         policy = runtime().settings.policy
         if body["amount_yuan"] is not None and body["amount_yuan"] > policy.penalty_max_yuan:
@@ -109,6 +149,7 @@ def post_penalty(body: dict[str, Any], case_id: int) -> Any:
         record = cases.record_penalty(
             session, case_id, actor=actor, policy=policy, decision_no=body["decision_no"],
             amount_yuan=body["amount_yuan"], legal_basis=body["legal_basis"], issued_at=body["issued_at"],
+            violation_ids=body["violation_ids"],
         )
     session.commit()
     return record

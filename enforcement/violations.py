@@ -78,11 +78,11 @@ def record_violations(
 def _join_cases_and_list(session: Session, made: Sequence[tuple[Violation, Vehicle]], policy: Policy, *,
                          actor: str) -> None:
     """Each (new or reinstated) violation opens or joins its vehicle's case; then strikes and listings."""
-    open_cases = cases.open_cases_of(session, {vehicle.id for _, vehicle in made})
+    if not made:
+        return
+    index = cases.case_index(session, {vehicle.id for _, vehicle in made}, min(v.detected_at for v, _ in made))
     for violation, vehicle in made:
-        if vehicle.id not in open_cases:
-            open_cases[vehicle.id] = cases.open_or_join(session, vehicle, violation, actor=actor)
-        violation.case_id = open_cases[vehicle.id].id
+        cases.open_or_join(session, vehicle, violation, actor=actor, index=index)
     listings.on_violations(session, made, policy)
 
 

@@ -9,10 +9,10 @@ from flask_smorest import Blueprint
 from core import regions
 from core.errors import NotFound
 from core.identity import Role
-from core.pagination import page
+from core.pagination import page, walk
 from core.web import current_person, db, read_db, require_person, runtime
-from enforcement import cases, corrections
-from enforcement.cases_api import READERS
+from enforcement import cases, corrections, exports
+from enforcement.cases_api import READERS, export
 from enforcement.models import Violation
 from enforcement.violations import ViolationFilter, violations_query
 from schemas.cases import CorrectionIn, CorrectionOut, ViolationOut, ViolationPage, ViolationQuery
@@ -24,7 +24,7 @@ blp = Blueprint("violations", __name__, url_prefix="/api/v1", description="Viola
 @require_person(*READERS)
 @blp.arguments(ViolationQuery, location="query")
 @blp.response(200, ViolationPage)
-def list_violations(query: dict[str, Any]) -> dict[str, Any]:
+def list_violations(query: dict[str, Any]) -> Any:
     """List violations, newest first (active ones unless `status` says otherwise)."""
     session = read_db()
     stmt = violations_query(ViolationFilter(
@@ -32,10 +32,14 @@ def list_violations(query: dict[str, Any]) -> dict[str, Any]:
         source=query["source"], status=None if query["status"] == "all" else query["status"],
         since=query["from_"], until=query["to"], tz=runtime().tz,
     ))
+    if query["format"]:
+        def context(rows: Any) -> dict[str, Any]:
+            return {"plates": cases.vehicles_by_id(session, (v.vehicle_id for v in rows)), "tz": runtime().tz}
+        pages = walk(session, stmt, Violation.detected_at, Violation.id, size=exports.PAGE_ROWS)
+        return export(query["format"], "violations", exports.table(pages, exports.VIOLATION_COLUMNS, context))
     rows, cursor = page(session, stmt, Violation.detected_at, Violation.id, limit=query["limit"],
                         cursor=query["cursor"])
-    vehicles = cases.vehicles_by_id(session, (v.vehicle_id for v in rows))
-    return {"items": [cases.present_violation(v, vehicles[v.vehicle_id]) for v in rows], "next_cursor": cursor}
+    return {"items": cases.present_violations(session, rows), "next_cursor": cursor}
 
 
 @blp.get("/violations/<int:violation_id>")
@@ -47,8 +51,7 @@ def get_violation(violation_id: int) -> dict[str, Any]:
     violation = session.get(Violation, violation_id)
     if violation is None or not regions.contains(current_person().scope, violation.region):
         raise NotFound("no such violation", code="violation_not_found")
-    vehicle = cases.vehicles_by_id(session, [violation.vehicle_id])[violation.vehicle_id]
-    return cases.present_violation(violation, vehicle)
+    return cases.present_violations(session, [violation])[0]
 
 
 @blp.post("/violations/<int:violation_id>/correction")
@@ -70,4 +73,4 @@ def post_correction(body: dict[str, Any], violation_id: int) -> dict[str, Any]:
     c = done.correction
     return {"id": c.id, "violation_id": c.violation_id, "from_vehicle": cases.plate_of(done.from_vehicle),
             "to_vehicle": cases.plate_of(done.to_vehicle), "reason": c.reason, "by": c.corrected_by,
-            "at": c.corrected_at, "violation": cases.present_violation(done.violation, done.to_vehicle)}
+            "at": c.corrected_at, "violation": cases.present_violations(session, [done.violation])[0]}

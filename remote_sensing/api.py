@@ -25,6 +25,7 @@ from core.web import (
 )
 from remote_sensing import ingest
 from remote_sensing.models import Event, PolicyRecord, VerdictRevision
+from remote_sensing.validity import compute_vsp
 from schemas.common import may_hold_unstorable
 from schemas.events import Accepted, BatchIn, BatchOut, EventIn, EventOut
 
@@ -110,18 +111,18 @@ def get_event(event_pk: int) -> dict[str, Any]:
     """Read one event: its validity, verdict and the vehicle it matched."""
     session = db()
     row = session.execute(
-        select(Event, Station.code).join(Station, Station.id == Event.station_id).where(Event.id == event_pk)
+        select(Event, Station).join(Station, Station.id == Event.station_id).where(Event.id == event_pk)
     ).first()
     if row is None:
         raise NotFound("no such event")
-    event, station_code = row
+    event, station = row
     if g.station is not None and g.station.id != event.station_id:
         raise NotFound("no such event")  # as for a missing one: ids of other stations are not probed
-    if g.person is not None and not g.person.sees(_event_region(session, event)):
+    if g.person is not None and not g.person.sees(station.region):
         raise NotFound("no such event")
     policy = session.get(PolicyRecord, event.policy_digest) if event.policy_digest else None
     vehicle = session.get(Vehicle, event.vehicle_id) if event.vehicle_id and event.plate_match != "none" else None
-    return present(event, station_code, policy, vehicle.plate if vehicle else None) | {
+    return present(event, station, policy, vehicle.plate if vehicle else None) | measured(event, station) | {
         "revisions": _revisions(session, event.id)}
 
 
@@ -136,17 +137,26 @@ def _revisions(session: Any, event_pk: int) -> list[dict[str, Any]]:
              "policy": {"digest": r.policy_digest, "version": version}} for r, version in rows]
 
 
-def _event_region(session: Any, event: Event) -> str | None:
-    return session.scalar(select(Station.region).where(Station.id == event.station_id))
+def measured(event: Event, station: Station) -> dict[str, Any]:
+    """What the station measured and where it stands (API.md section 9), beside the verdict."""
+    sent = event.payload
+    speed, acceleration, vsp = sent.get("speed_kmh"), sent.get("acceleration_ms2"), sent.get("vsp_kw_t")
+    computed = vsp is None and speed is not None and acceleration is not None
+    return {
+        "lane": sent.get("lane"), "speed_kmh": speed, "acceleration_ms2": acceleration,
+        "vsp_kw_t": compute_vsp(speed, acceleration) if computed else vsp, "vsp_computed": computed,
+        "measurements": sent.get("measurements") or {}, "conditions": sent.get("conditions") or {},
+        "location": station.location, "lat": station.lat, "lon": station.lon,
+    }
 
 
-def present(event: Event, station_code: str, policy: PolicyRecord | None, matched_plate: str | None) -> dict[str, Any]:
+def present(event: Event, station: Station, policy: PolicyRecord | None, matched_plate: str | None) -> dict[str, Any]:
     plate = event.payload["plate"]
     processed = event.status == "processed"
     return {
         "id": event.id,
         "event_id": event.event_id,
-        "station": station_code,
+        "station": station.code,
         "status": event.status,
         "measured_at": event.measured_at,
         "received_at": event.received_at,

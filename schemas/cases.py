@@ -16,6 +16,7 @@ SOURCES = ("remote_sensing", "black_smoke", *TEST_KINDS)
 CASE_STATUSES = ("open", "notified", "repaired", "closed")
 ACTIVE, WITHDRAWN = "active", "withdrawn"
 VIOLATION_STATUSES = (ACTIVE, WITHDRAWN)
+EXPORT_FORMATS = ("csv", "xlsx")
 
 PLATE_COLOR = validate.OneOf(PLATE_COLORS)
 METHOD = validate.Length(1, 32)
@@ -86,6 +87,11 @@ class PenaltyIn(Schema):
     issued_at = AwareDateTime(load_default=None,
                               metadata=doc("When the decision was issued, RFC 3339 with an offset.",
                                            "2026-11-21T09:00:00+08:00"))
+    # The violations covered (default: the case's active violations not yet covered).
+    violation_ids = fields.List(StrictInteger(validate=validate.Range(1, 2**63 - 1)), load_default=None,
+                                validate=validate.Length(1, 500),
+                                metadata=doc("The violations this penalty or waiver covers (default: every active "
+                                             "violation of the case not yet covered).", [101, 102]))
 
     @validates_schema
     def _one_kind(self, data: dict[str, Any], **_: object) -> None:
@@ -103,8 +109,8 @@ class RepairIn(VehicleRef):
     completed_at = AwareDateTime(load_default=None,
                                  metadata=doc("When the repair was completed, RFC 3339 with an offset (default now).",
                                               "2026-11-25T16:00:00+08:00"))
-    items = fields.List(fields.String(validate=[validate.Length(1, 200), single_line]), load_default=list,
-                        validate=validate.Length(max=100),
+    items = fields.List(fields.String(validate=[validate.Length(1, 200), single_line]), required=True,
+                        validate=validate.Length(1, 100, error="a repair lists at least one item, at most 100"),
                         metadata=doc("What was done: up to 100 items of up to 200 characters.",
                                      ["更换DPF", "清洗喷油器"]))
     notes = fields.String(load_default=None, validate=[validate.Length(max=2000), note_text],
@@ -138,6 +144,9 @@ class ViolationQuery(PageArgs):
     to = Day(load_default=None, metadata=doc("Detected on or before this local day.", "2026-11-30"))
     status = fields.String(load_default=ACTIVE, validate=validate.OneOf((*VIOLATION_STATUSES, "all")),
                            metadata=doc("`active` (default), `withdrawn` or `all`.", "active"))
+    format = fields.String(load_default=None, validate=validate.OneOf(EXPORT_FORMATS),
+                           metadata=doc("`csv` or `xlsx`: every matching violation as a spreadsheet (Chinese headers, "
+                                        "local times; `limit` and `cursor` are ignored).", "csv"))
 
     @validates_schema
     def _order(self, data: dict[str, Any], **_: object) -> None:
@@ -151,6 +160,9 @@ class CaseQuery(PageArgs):
     overdue = fields.Boolean(load_default=None, metadata=doc("`true`: only open cases past their deadline.", True))
     region = fields.String(load_default=None, validate=REGION,
                            metadata=doc("Only this region and its children (6-digit administrative code).", "320200"))
+    format = fields.String(load_default=None, validate=validate.OneOf(EXPORT_FORMATS),
+                           metadata=doc("`csv` or `xlsx`: every matching case as a spreadsheet (Chinese headers, "
+                                        "local times; `limit` and `cursor` are ignored).", "xlsx"))
 
 
 # --- answers -----------------------------------------------------------------------------
@@ -175,6 +187,9 @@ class ViolationOut(Schema):
     status = fields.String()
     withdrawn_reason = fields.String(allow_none=True)
     withdrawn_by_event = fields.Integer(allow_none=True)
+    # remote_sensing: {"events": [...]} (the judged run); black_smoke: {"snapshot", "review"};
+    # road_check / depot_check: {"test"} (enforcement.evidence)
+    evidence = fields.Dict()
 
 
 class CorrectionIn(VehicleRef):
@@ -249,6 +264,13 @@ class RetestOut(Schema):
     created_at = AwareDateTime()
 
 
+class ReviewItemOut(Schema):
+    """Something a person must look at again, such as a penalty on a withdrawn violation."""
+
+    reason = fields.String()
+    violation_id = fields.Integer()
+
+
 class CaseOut(Schema):
     id = fields.Integer()
     vehicle = fields.Nested(CaseVehicleOut)
@@ -264,6 +286,39 @@ class CaseOut(Schema):
     repairs = fields.List(fields.Nested(RepairOut))
     retests = fields.List(fields.Nested(RetestOut))
     closed_at = AwareDateTime(allow_none=True)
+    closed_reason = fields.String(allow_none=True)
+    retest_passed = fields.Boolean()
+    review_required = fields.List(fields.Nested(ReviewItemOut))
+
+
+class ServedRepairOut(RepairOut):
+    class Meta:
+        exclude = ("reported_by",)
+
+
+class ServedRetestOut(RetestOut):
+    class Meta:
+        exclude = ("reported_by",)
+
+
+class ServedCaseOut(Schema):
+    """The case of a vehicle an M or I station is serving: what failed and what was done,
+    no personal data (no VIN, owner, or names of officers and staff)."""
+
+    id = fields.Integer()
+    vehicle = fields.Nested(CaseVehicleOut)
+    status = fields.String()
+    opened_at = AwareDateTime()
+    deadline_on = fields.Date(allow_none=True)
+    overdue = fields.Boolean()
+    retest_passed = fields.Boolean()
+    violations = fields.List(fields.Nested(ViolationOut))
+    repairs = fields.List(fields.Nested(ServedRepairOut))
+    retests = fields.List(fields.Nested(ServedRetestOut))
+
+
+class ServedCaseQuery(VehicleRef):
+    pass
 
 
 class CasePage(Schema):

@@ -154,3 +154,16 @@ class EventOut(Schema):
     policy = fields.Dict(allow_none=True)
     violation_id = fields.Integer(allow_none=True)
     revisions = fields.List(fields.Nested(RevisionOut))
+    # What was measured, as the station sent it (API.md section 9).
+    lane = fields.Integer(allow_none=True)
+    speed_kmh = fields.Float(allow_none=True)
+    acceleration_ms2 = fields.Float(allow_none=True)
+    vsp_kw_t = fields.Float(allow_none=True)
+    vsp_computed = fields.Boolean(
+        metadata={"description": "vsp_kw_t was absent and computed from speed and acceleration"})
+    measurements = fields.Dict()
+    conditions = fields.Dict()
+    # Where the station stands.
+    location = fields.String(allow_none=True)
+    lat = fields.Float(allow_none=True)
+    lon = fields.Float(allow_none=True)

@@ -162,9 +162,9 @@ def test_waiver_and_repair_without_notice_close_the_case(app, loop):
 def test_a_new_violation_after_closing_opens_a_new_case(loop):
     first = loop.open_case()
     loop.waiver(first)
-    loop.repair()
+    loop.repair(completed_at=(datetime.now(CST) - timedelta(minutes=50)).isoformat())
     loop.retest()
-    second = loop.open_case()
+    second = loop.open_case(tested_at=(datetime.now(CST) - timedelta(minutes=10)).isoformat())
     assert second != first and loop.case(second)["status"] == "open"
 
 
@@ -199,16 +199,23 @@ def test_retest_before_any_repair_is_repair_required(app, loop):
     assert stored_counts(app) == before
 
 
-def test_passing_retest_without_penalty_is_penalty_required_and_not_stored(app, loop):
+def test_passing_retest_waits_for_the_penalty_that_closes_the_case(app, loop):
     case_id = loop.open_case()
     loop.repair()
-    before = stored_counts(app)
     r = loop.retest()
-    assert r.status_code == 409 and r.get_json()["error"]["code"] == "penalty_required"
+    assert r.status_code == 201, r.get_json()
+    view = loop.case(case_id)
+    assert (view["status"], view["retest_passed"], view["closed_reason"]) == ("repaired", True, None)
+    before = stored_counts(app)
+    for r in (loop.retest(), loop.retest(passed=False), loop.repair()):  # only the penalty is missing now
+        assert r.status_code == 409 and r.get_json()["error"]["code"] == "penalty_required"
+    assert loop.notice(case_id).get_json()["error"]["code"] == "penalty_required"
     assert stored_counts(app) == before
-    assert loop.case(case_id)["status"] == "repaired"
-    # A failing retest needs no penalty: it only sends the case back.
-    assert loop.retest(passed=False).status_code == 201
+    assert loop.penalty(case_id).status_code == 201
+    view = loop.case(case_id)
+    assert (view["status"], view["retest_passed"], view["closed_reason"]) == ("closed", True, "retest_passed")
+    assert transitions(app, case_id)[-2:] == [("retest_passed", "repaired", "repaired"),
+                                             ("penalty", "repaired", "closed")]
 
 
 def test_notice_while_repaired_is_retest_required(app, loop):
@@ -280,6 +287,9 @@ def test_notice_deadline_defaults_from_policy_and_back_dated_notice(app, loop):
     days = app.extensions["lantian"].settings.policy.notice_deadline_days
     issued = local_today() - timedelta(days=3)
     r = loop.notice(case_id, issued_on=issued.isoformat())
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "step_before_cause"  # before the violation
+    case_id = loop.open_case("苏B54321", tested_at=(datetime.now(CST) - timedelta(days=4)).isoformat())
+    r = loop.notice(case_id, issued_on=issued.isoformat())
     assert r.status_code == 201
     assert r.get_json()["deadline_days"] == days
     assert loop.case(case_id)["deadline_on"] == (issued + timedelta(days=days)).isoformat()
@@ -289,8 +299,8 @@ def test_notice_deadline_defaults_from_policy_and_back_dated_notice(app, loop):
 
 
 def _case_due(loop: Loop, deadline: date, plate: str = PLATE) -> int:
-    case_id = loop.open_case(plate)
     issued = deadline - timedelta(days=15)
+    case_id = loop.open_case(plate, tested_at=_shanghai(issued, 9).isoformat())
     assert loop.notice(case_id, issued_on=issued.isoformat(), deadline_days=15).status_code == 201
     return case_id
 
@@ -405,3 +415,129 @@ def test_audit_verify_reports_a_deleted_middle_record(app, loop, runner):
     code, report = _verify(runner)
     assert code == 1 and report["broken_at"] == ids[len(ids) // 2 + 1]
     assert report["problem"] == "previous record missing or altered"
+
+
+# --- step order, late violations, penalties per violation (DOMAIN.md section 7) ------------
+
+
+def _ago(**delta: float) -> str:
+    return (datetime.now(CST) - timedelta(**delta)).isoformat()
+
+
+def test_each_step_follows_its_cause_to_the_second(app, loop):
+    detected = datetime.now(CST).replace(microsecond=0) - timedelta(days=2)
+    case_id = loop.open_case(tested_at=detected.isoformat())
+    day = detected.date()  # CST is Shanghai's offset: the local day of detection
+    before = stored_counts(app)
+    refusals = {
+        "issued_on": loop.notice(case_id, issued_on=(day - timedelta(days=1)).isoformat()),
+        "completed_at": loop.repair(completed_at=detected.isoformat()),  # at the detection: not after it
+    }
+    for name, r in refusals.items():
+        error = r.get_json()["error"]
+        assert r.status_code == 422 and error["code"] == "step_before_cause", error
+        assert list(error["fields"]) == [name]
+        assert error["message"].count(str(day.year)) >= 2  # both dates are named
+    assert stored_counts(app) == before
+    assert loop.notice(case_id, issued_on=day.isoformat()).status_code == 201  # the same day is fine
+    repaired = detected + timedelta(seconds=1)
+    assert loop.repair(completed_at=repaired.isoformat()).status_code == 201
+    before = stored_counts(app)
+    r = loop.client.post("/api/v1/retests", headers=loop.inspector, json={
+        "plate": PLATE, "plate_color": "yellow", "tested_at": repaired.isoformat(), "method": "lug_down",
+        "passed": True})
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "step_before_cause"
+    assert repaired.astimezone(ZoneInfo("UTC")).isoformat() in r.get_json()["error"]["message"]
+    assert stored_counts(app) == before
+    assert loop.retest().status_code == 201
+
+
+def test_a_violation_after_the_repair_sends_the_case_back_to_notified(app, loop):
+    case_id = loop.open_case(tested_at=_ago(hours=5))
+    loop.notice(case_id)
+    loop.waiver(case_id)
+    assert loop.repair(completed_at=_ago(hours=4)).status_code == 201
+    assert loop.open_case(tested_at=_ago(hours=4, seconds=10)) == case_id  # before the repair: answered by it
+    assert loop.case(case_id)["status"] == "repaired"
+    assert loop.open_case(kind="depot_check", tested_at=_ago(hours=3)) == case_id
+    view = loop.case(case_id)
+    assert view["status"] == "notified" and len(view["violations"]) == 3
+    assert transitions(app, case_id)[-1] == ("violation_after_repair", "repaired", "notified")
+    assert loop.retest().get_json()["error"]["code"] == "repair_required"
+
+
+def test_a_late_violation_before_the_repair_joins_the_closed_case(app, loop):
+    case_id = loop.open_case(tested_at=_ago(hours=5))
+    loop.penalty(case_id)
+    loop.repair(completed_at=_ago(hours=4))
+    loop.retest()
+    assert loop.case(case_id)["status"] == "closed"
+    opened = stored_counts(app)["cases"]
+    assert loop.open_case(kind="depot_check", tested_at=_ago(hours=4, minutes=30)) == case_id
+    view = loop.case(case_id)
+    assert view["status"] == "closed" and len(view["violations"]) == 2
+    assert stored_counts(app)["cases"] == opened  # no second loop for a fault already repaired
+    assert loop.open_case(tested_at=_ago(hours=3)) != case_id  # after the repair: a new loop
+
+
+def test_penalties_cover_the_violations_they_name(app, loop):
+    case_id = loop.open_case(tested_at=_ago(hours=5))
+    loop.open_case(kind="depot_check", tested_at=_ago(hours=4))
+    other_case = loop.open_case("苏B54321")
+    first, second = [v["id"] for v in loop.case(case_id)["violations"]]
+    foreign = loop.case(other_case)["violations"][0]["id"]
+    r = loop.penalty(case_id, violation_ids=[first])
+    assert r.status_code == 201 and r.get_json()["violation_ids"] == [first]
+    before = stored_counts(app)
+    assert loop.penalty(case_id, violation_ids=[first]).get_json()["error"]["code"] == "penalty_already_recorded"
+    for ids in ([foreign], [second, foreign], [first, second], [2**40]):
+        r = loop.penalty(case_id, violation_ids=ids)
+        assert r.status_code == 422 and "violation_ids" in r.get_json()["error"]["fields"], (ids, r.get_json())
+    for ids in ([], [0], ["1"], "1"):
+        r = loop.penalty(case_id, violation_ids=ids)
+        assert r.status_code == 422 and "violation_ids" in r.get_json()["error"]["fields"], (ids, r.get_json())
+    assert stored_counts(app) == before
+    loop.repair()
+    loop.retest()
+    assert loop.case(case_id)["status"] == "repaired"  # the second violation is not covered yet
+    r = loop.waiver(case_id)
+    assert r.status_code == 201 and r.get_json()["violation_ids"] == [second]  # default: what is left
+    view = loop.case(case_id)
+    assert view["status"] == "closed" and view["closed_reason"] == "retest_passed"
+
+
+def test_the_same_notice_again_answers_the_stored_one(app, loop):
+    case_id = loop.open_case(tested_at=_ago(days=2))
+    issued = (local_today() - timedelta(days=1)).isoformat()
+    first = loop.notice(case_id, issued_on=issued, deadline_days=10)
+    assert first.status_code == 201
+    before = stored_counts(app)
+    again = loop.notice(case_id, issued_on=issued, deadline_days=10)
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+    assert stored_counts(app) == before
+    renotice = loop.notice(case_id, issued_on=issued, deadline_days=20)
+    assert renotice.status_code == 201 and renotice.get_json()["id"] != first.get_json()["id"]
+    assert loop.case(case_id)["deadline_on"] == renotice.get_json()["deadline_on"]
+
+
+def test_a_repair_lists_at_least_one_item(app, loop):
+    loop.open_case()
+    before = stored_counts(app)
+    for items in ([], None, [""], ["x" * 201], ["a"] * 101):
+        r = loop.repair(items=items)
+        assert r.status_code == 422 and "items" in r.get_json()["error"]["fields"], items
+    assert stored_counts(app) == before
+    assert loop.repair(items=["a"] * 100).status_code == 201
+
+
+def test_a_withdrawn_uncovered_violation_leaves_the_case_closable(app, loop):
+    """Coverage is read afresh: once the only uncovered violation is withdrawn, the passing retest closes."""
+    case_id = loop.open_case(tested_at=_ago(hours=5))
+    loop.open_case(kind="depot_check", tested_at=_ago(hours=4))
+    first, second = [v["id"] for v in loop.case(case_id)["violations"]]
+    assert loop.penalty(case_id, violation_ids=[first]).status_code == 201
+    with app.extensions["lantian"].sessions() as s, s.begin():
+        s.execute(text("UPDATE violations SET status = 'withdrawn' WHERE id = :i"), {"i": second})
+    loop.repair()
+    assert loop.retest().status_code == 201
+    assert loop.case(case_id)["status"] == "closed"

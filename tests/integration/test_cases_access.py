@@ -124,3 +124,35 @@ def test_concurrent_violations_leave_exactly_one_open_case(app, client, login):
         assert [c.status for c in cases] == ["open"]
         assert {v.case_id for v in s.scalars(select(Violation))} == {cases[0].id}
         assert len(s.scalars(select(Violation)).all()) == workers
+
+
+def test_m_and_i_stations_read_the_case_of_the_vehicle_they_serve(client, login, runner):
+    from tests.conftest import cli_json
+    from tests.integration.test_cases import Loop
+
+    loop = Loop(client, login, runner)
+    case_id = loop.open_case()
+    loop.notice(case_id)
+    loop.penalty(case_id)
+    loop.repair()
+    for headers in (loop.repairer, loop.inspector):
+        r = client.get("/api/v1/cases/lookup?plate=苏B12345&plate_color=yellow", headers=headers)
+        assert r.status_code == 200, r.get_json()
+        view = r.get_json()
+        assert view["id"] == case_id and view["status"] == "repaired"
+        assert view["violations"][0]["evidence"]["test"]["results"] == {"opacity_m1": 2.1}
+        assert "penalties" not in view and "notices" not in view
+        assert "reported_by" not in view["repairs"][0] and "recorded_by" not in str(view)
+        assert "user:" not in str(view)  # no officer or staff names
+    cli_json(runner, "orgs", "create", "--code", "M009", "--kind", "repair_station", "--name", "far", "--region",
+             "330100")
+    far = login("repair_station", org="M009", username="far-away")
+    r = client.get("/api/v1/cases/lookup?plate=苏B12345&plate_color=yellow", headers=far)
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "no_open_case"
+    lookup = "/api/v1/cases/lookup?plate={}&plate_color={}"
+    assert client.get(lookup.format("苏B99999", "yellow"), headers=loop.repairer).status_code == 404
+    assert client.get(lookup.format("苏B12345", "purple"), headers=loop.repairer).status_code == 422
+    assert client.get("/api/v1/cases/lookup?plate=苏B12345&plate_color=yellow", headers=loop.police).status_code == 403
+    loop.retest()
+    r = client.get("/api/v1/cases/lookup?plate=苏B12345&plate_color=yellow", headers=loop.inspector)
+    assert r.status_code == 404  # closed: nothing left to serve

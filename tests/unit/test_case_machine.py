@@ -4,7 +4,7 @@ state, refusals change nothing, and the audit trail always replays to the case's
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, event, settings
@@ -16,7 +16,7 @@ from sqlalchemy.pool import StaticPool
 
 from core import audit, plates
 from core.audit import AuditRecord
-from core.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from core.registry import Vehicle
 from core.settings import Policy
 from enforcement import cases
@@ -26,6 +26,7 @@ from lantian.models import metadata
 
 ROLES = ("admin", "env_officer", "police", "transport", "repair_station", "inspection_station")
 TODAY = date(2026, 11, 22)
+START = datetime(2026, 11, 1, tzinfo=UTC)
 POLICY = Policy()
 
 engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
@@ -38,7 +39,8 @@ def may(role: str, *allowed: str) -> bool:
 
 
 class CaseMachine(RuleBasedStateMachine):
-    """An independent model of API.md's table, checked against the services step by step."""
+    """An independent model of the loop (API.md section 6 and 9, DOMAIN.md section 7),
+    checked against the services step by step, with dated steps and late violations."""
 
     @initialize()
     def start(self) -> None:
@@ -49,8 +51,10 @@ class CaseMachine(RuleBasedStateMachine):
         self.session.add(self.vehicle)
         self.session.flush()
         self.refs = itertools.count()
+        self.clock = START
         self.case_id = 0
-        self.violation()
+        self.answered: list[tuple[datetime, int]] = []  # (latest repair, case id) of cases a retest closed
+        self.violation(late=0)
 
     def teardown(self) -> None:
         self.session.rollback()
@@ -58,8 +62,24 @@ class CaseMachine(RuleBasedStateMachine):
 
     # --- model ---------------------------------------------------------------------------
 
-    def expect(self, step: Step, role: str, run, *, by_plate: bool = False) -> None:  # type: ignore[no-untyped-def]
-        """Run `run()`, which must fail exactly as the model says, or succeed and move as it says."""
+    def new_case(self, case_id: int) -> None:
+        self.case_id, self.status, self.retest_passed = case_id, "open", False
+        self.active: dict[int, datetime] = {}
+        self.covered: set[int] = set()
+        self.repairs: list[datetime] = []
+
+    @property
+    def settled(self) -> bool:
+        return set(self.active) <= self.covered
+
+    def tick(self) -> datetime:
+        self.clock += timedelta(hours=1)
+        return self.clock
+
+    def expect(self, step: Step, role: str, run, *, by_plate: bool = False, late: bool = False,  # type: ignore[no-untyped-def]
+               nothing_left: bool = False) -> None:
+        """Run `run()`, which must fail exactly as the model says, or succeed and move as it says.
+        `late`: the step is dated before its cause; `nothing_left`: a penalty would cover nothing."""
         allowed = may(role, *cases.STEP_ROLES[step])
         if by_plate and self.status == "closed":
             error: type[Exception] | None = NotFound
@@ -68,7 +88,7 @@ class CaseMachine(RuleBasedStateMachine):
         elif self.status == "closed":
             error = Conflict
         else:
-            error = self.refusal(step)
+            error = self.refusal(step) or (Conflict if nothing_left else None) or (Unprocessable if late else None)
         before = self.counts()
         if error is None:
             run()
@@ -79,27 +99,33 @@ class CaseMachine(RuleBasedStateMachine):
             assert self.counts() == before, "a refused step wrote something"
 
     def refusal(self, step: Step) -> type[Exception] | None:
+        if self.retest_passed and step not in (Step.PENALTY, Step.WAIVER):
+            return Conflict  # penalty_required: the passing retest waits for the penalties
         if step in (Step.RETEST_PASSED, Step.RETEST_FAILED) and self.status != "repaired":
             return Conflict
         if step == Step.NOTICE and self.status == "repaired":
-            return Conflict
-        if step in (Step.PENALTY, Step.WAIVER) and self.settled:
-            return Conflict
-        if step == Step.RETEST_PASSED and not self.settled:
             return Conflict
         return None
 
     def apply(self, step: Step) -> None:
         if step in (Step.PENALTY, Step.WAIVER):
-            self.settled = True
+            self.covered |= set(self.active)
+            if self.retest_passed:
+                self.close()
         elif step == Step.NOTICE:
             self.status = "notified"
         elif step == Step.REPAIR:
             self.status = "repaired"
         elif step == Step.RETEST_PASSED:
-            self.status = "closed"
+            self.retest_passed = True
+            if self.settled:
+                self.close()
         elif step == Step.RETEST_FAILED:
             self.status = "notified"
+
+    def close(self) -> None:
+        self.status = "closed"
+        self.answered.append((max(self.repairs), self.case_id))
 
     def counts(self) -> tuple[int, ...]:
         audit.write_staged(self.session)  # this machine never commits: chain what was staged
@@ -111,54 +137,77 @@ class CaseMachine(RuleBasedStateMachine):
 
     # --- rules ---------------------------------------------------------------------------
 
-    @rule()
-    def violation(self) -> None:
-        """A new violation joins the open case, or opens a new one once it is closed."""
-        at = datetime(2026, 11, 1, tzinfo=UTC)
+    @rule(late=st.integers(0, 12))
+    def violation(self, late: int) -> None:
+        """A violation detected now, or `late` hours ago (uploaded late): it joins the closed case
+        whose repair answers it, or the open case (back to notified after its repair), or opens one."""
+        at = self.tick() - timedelta(hours=late)
         violation = Violation(vehicle_id=self.vehicle.id, source="road_check", source_ref=f"{self.vehicle.id}-"
                               f"{next(self.refs)}", detected_at=at, detected_on=at.date(), region="320200")
         self.session.add(violation)
         self.session.flush()
         case = cases.open_or_join(self.session, self.vehicle, violation, actor="test")
-        if case.id != self.case_id:
-            assert self.case_id == 0 or self.status == "closed", "a second case opened beside an open one"
-            self.case_id, self.status, self.settled = case.id, "open", False
+        assert violation.case_id == case.id
+        joins = [cid for repaired, cid in sorted(self.answered) if at <= repaired]
+        if joins:
+            assert case.id == joins[0] and case.status == "closed", "a repaired fault opened a new loop"
+            event("joined a closed case")
+            return
+        if self.case_id == 0 or self.status == "closed":
+            assert case.id != self.case_id, "a violation joined a case that its repair does not answer"
+            self.new_case(case.id)
+        assert case.id == self.case_id, "a second case opened beside an open one"
+        if self.status == "repaired" and self.repairs and at > max(self.repairs):
+            self.status, self.retest_passed = "notified", False
+            event("violation after the repair")
+        self.active[violation.id] = at
 
     @rule(role=st.sampled_from(ROLES), days=st.integers(1, 60), back=st.integers(0, 30))
     def notice(self, role: str, days: int, back: int) -> None:
+        issued = date.fromordinal(TODAY.toordinal() - back)
         self.expect(Step.NOTICE, role, lambda: cases.issue_notice(
             self.session, self.case_id, actor=self.actor(role), today=TODAY, policy=POLICY, deadline_days=days,
-            issued_on=date.fromordinal(TODAY.toordinal() - back)))
+            issued_on=issued), late=issued < min(self.active.values()).date())
 
     @rule(role=st.sampled_from(ROLES), amount=st.none() | st.integers(1, 5000))
     def penalty(self, role: str, amount: int | None) -> None:
         self.expect(Step.PENALTY, role, lambda: cases.record_penalty(
-            self.session, self.case_id, actor=self.actor(role), policy=POLICY, decision_no="D", amount_yuan=amount))
+            self.session, self.case_id, actor=self.actor(role), policy=POLICY, decision_no="D", amount_yuan=amount),
+            nothing_left=self.settled)
 
     @rule(role=st.sampled_from(ROLES))
     def waiver(self, role: str) -> None:
         self.expect(Step.WAIVER, role, lambda: cases.record_waiver(
-            self.session, self.case_id, actor=self.actor(role), reason="first offence"))
+            self.session, self.case_id, actor=self.actor(role), reason="first offence"), nothing_left=self.settled)
 
-    @rule(role=st.sampled_from(ROLES))
-    def repair(self, role: str) -> None:
+    @rule(role=st.sampled_from(ROLES), back=st.integers(0, 8))
+    def repair(self, role: str, back: int) -> None:
+        at = self.tick() - timedelta(minutes=30 * back)
+        late = self.status != "closed" and at <= min(self.active.values())
         self.expect(Step.REPAIR, role, lambda: cases.record_repair(
-            self.session, actor=self.actor(role), plate=self.vehicle.plate, plate_color="yellow"), by_plate=True)
+            self.session, actor=self.actor(role), plate=self.vehicle.plate, plate_color="yellow", completed_at=at,
+            items=["DPF"]), by_plate=True, late=late)
+        if self.session.scalar(select(func.count()).select_from(Repair).where(
+                Repair.case_id == self.case_id, Repair.completed_at == at)):
+            self.repairs.append(at)
 
-    @rule(role=st.sampled_from(ROLES), passed=st.booleans())
-    def retest(self, role: str, passed: bool) -> None:
+    @rule(role=st.sampled_from(ROLES), passed=st.booleans(), back=st.integers(0, 4))
+    def retest(self, role: str, passed: bool, back: int) -> None:
+        at = self.tick() - timedelta(minutes=30 * back)
         step = Step.RETEST_PASSED if passed else Step.RETEST_FAILED
         self.expect(step, role, lambda: cases.record_retest(
             self.session, actor=self.actor(role), plate=self.vehicle.plate, plate_color="yellow", passed=passed,
-            method="lug_down"), by_plate=True)
+            method="lug_down", tested_at=at), by_plate=True, late=bool(self.repairs) and at <= max(self.repairs))
 
     # --- invariants ----------------------------------------------------------------------
 
     @invariant()
     def matches_the_model(self) -> None:
         case = self.session.get(Case, self.case_id)
-        assert (case.status, case.penalty_settled) == (self.status, self.settled)
+        assert (case.status, case.retest_passed) == (self.status, self.retest_passed)
+        assert case.status == "closed" or case.penalty_settled == self.settled
         assert (case.closed_at is not None) == (case.status == "closed")
+        assert cases.covered_violations(self.session, self.case_id) == self.covered
         open_cases = self.session.scalar(select(func.count()).select_from(Case).where(
             Case.vehicle_id == self.vehicle.id, Case.status != "closed"))
         assert open_cases <= 1
@@ -177,7 +226,7 @@ class CaseMachine(RuleBasedStateMachine):
             assert workshop[-2:] == [Step.REPAIR, Step.RETEST_PASSED] and self.settled
             event("closed")
         if self.status == "repaired":
-            assert workshop[-1] == Step.REPAIR
+            assert workshop[-1] in ((Step.REPAIR, Step.RETEST_PASSED) if self.retest_passed else (Step.REPAIR,))
 
     @invariant()
     def audit_trail_replays_to_the_status(self) -> None:
@@ -185,13 +234,13 @@ class CaseMachine(RuleBasedStateMachine):
         records = self.session.scalars(select(AuditRecord).where(
             AuditRecord.subject_type == "case", AuditRecord.subject_id == str(self.case_id),
             AuditRecord.action == "case.transition").order_by(AuditRecord.id))
-        state, settled = "open", False
+        state, waiting = "open", False
         for record in records:
             step = Step(record.data["step"])
-            assert record.data["from"] == state
-            state = next_status(state, step, penalty_settled=settled)
-            settled = settled or step in (Step.PENALTY, Step.WAIVER)
-            assert record.data["to"] == state == TRANSITIONS[record.data["from"]][step]
+            assert (record.data["from"], record.data["retest_passed"]) == (state, waiting)
+            state = next_status(state, step, covered=record.data["covered"], retest_passed=waiting)
+            waiting = (waiting or step == Step.RETEST_PASSED) and step != Step.VIOLATION_AFTER_REPAIR
+            assert record.data["to"] == state
         assert state == self.session.get(Case, self.case_id).status
 
 
@@ -203,11 +252,11 @@ TestCaseMachine = CaseMachine.TestCase
 
 @pytest.mark.parametrize("status", sorted(TRANSITIONS))
 @pytest.mark.parametrize("step", list(Step))
-@pytest.mark.parametrize("settled", [False, True])
-def test_every_refusal_names_a_code(status: str, step: Step, settled: bool) -> None:
+@pytest.mark.parametrize("covered", [False, True])
+@pytest.mark.parametrize("waiting", [False, True])
+def test_every_refusal_names_a_code(status: str, step: Step, covered: bool, waiting: bool) -> None:
     """The table is total: each (status, step) either moves or names what is missing."""
     try:
-        assert next_status(status, step, penalty_settled=settled) in TRANSITIONS
+        assert next_status(status, step, covered=covered, retest_passed=waiting) in TRANSITIONS
     except Conflict as refusal:
-        assert refusal.code in {"case_closed", "repair_required", "retest_required", "penalty_required",
-                                "penalty_already_recorded"}
+        assert refusal.code in {"case_closed", "repair_required", "retest_required", "penalty_required"}

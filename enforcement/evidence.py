@@ -1,0 +1,106 @@
+"""The evidence behind violations (API.md section 9), loaded set-based for a page.
+
+For `remote_sensing` every event of the judged run, for `black_smoke` the snapshot and its
+review, for a supervisory test the test. One statement per kind of source, whatever the
+number of violations, so a listing pays at most three reads for its evidence.
+
+Evidence names no person (no officer, no owner, no VIN): M and I stations read it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.identity import Station
+from enforcement.models import SupervisoryTest
+from remote_sensing.models import Event, Snapshot
+from remote_sensing.snapshots import IMAGE_URL
+from schemas.cases import TEST_KINDS
+
+# (id, source, source_ref, details) of each violation.
+ViolationRef = tuple[int, str, str, dict[str, Any]]
+
+
+def run_event_ids(details: Any) -> list[int]:
+    """The events of the judged run: `details["events"]` when the judge stored the run,
+    else the one event that completed it (`details["event_id"]`)."""
+    if not isinstance(details, dict):
+        return []
+    run = details.get("events")
+    if isinstance(run, list) and all(isinstance(i, int) for i in run):
+        return list(run)
+    one = details.get("event_id")
+    return [one] if isinstance(one, int) and not isinstance(one, bool) else []
+
+
+def _ref(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+def station_view(station: Any) -> dict[str, Any]:
+    return {"code": station.code, "name": station.name, "location": station.location, "lat": station.lat,
+            "lon": station.lon}
+
+
+def event_view(event: Event, station: Any) -> dict[str, Any]:
+    """One measurement as an officer weighs it: the values, the limits applied, the conditions."""
+    sent = event.payload
+    return {
+        "id": event.id, "event_id": event.event_id, "measured_at": event.measured_at,
+        "station": station_view(station), "lane": sent.get("lane"), "speed_kmh": sent.get("speed_kmh"),
+        "acceleration_ms2": sent.get("acceleration_ms2"), "vsp_kw_t": sent.get("vsp_kw_t"),
+        "measurements": sent.get("measurements") or {}, "conditions": sent.get("conditions") or {},
+        "plate": sent.get("plate"), "match": event.plate_match, "limits": event.limits,
+        "exceeded": event.exceeded or [],
+    }
+
+
+def snapshot_view(snapshot: Snapshot, station: Any) -> dict[str, Any]:
+    return {
+        "snapshot": {
+            "id": snapshot.id, "captured_at": snapshot.captured_at, "station": station_view(station),
+            "lane": snapshot.payload.get("lane"), "plate": snapshot.payload.get("plate"),
+            "camera_ringelmann": snapshot.camera_ringelmann, "estimated_ringelmann": snapshot.estimated_level,
+            "images": [IMAGE_URL.format(id=snapshot.id, n=n) for n in range(len(snapshot.images))],
+        },
+        "review": {"reviewed_at": snapshot.reviewed_at, "ringelmann": snapshot.reviewed_level,
+                   "note": snapshot.review_note},
+    }
+
+
+def supervisory_view(test: SupervisoryTest) -> dict[str, Any]:
+    return {"test": {"id": test.id, "kind": test.kind, "method": test.method, "tested_at": test.tested_at,
+                     "results": test.results, "passed": test.passed, "location": test.location,
+                     "region": test.region}}
+
+
+def evidence_of(session: Session, violations: Iterable[ViolationRef]) -> dict[int, dict[str, Any]]:
+    """Each violation's evidence by violation id (what is not found is left out, never guessed)."""
+    wanted = list(violations)
+    runs = {vid: run_event_ids(details) for vid, source, _, details in wanted if source == "remote_sensing"}
+    smoke = {vid: _ref(ref) for vid, source, ref, _ in wanted if source == "black_smoke"}
+    tests = {vid: _ref(ref) for vid, source, ref, _ in wanted if source in TEST_KINDS}
+    out: dict[int, dict[str, Any]] = {}
+    event_ids = sorted({i for ids in runs.values() for i in ids})
+    if event_ids:
+        events = {e.id: event_view(e, st) for e, st in session.execute(
+            select(Event, Station).join(Station, Station.id == Event.station_id).where(Event.id.in_(event_ids)))}
+        for vid, ids in runs.items():
+            out[vid] = {"events": sorted((events[i] for i in ids if i in events), key=lambda e: e["measured_at"])}
+    out |= {vid: {"events": []} for vid in runs if vid not in out}
+    snapshot_ids = sorted({i for i in smoke.values() if i is not None})
+    if snapshot_ids:
+        snaps = {s.id: snapshot_view(s, st) for s, st in session.execute(
+            select(Snapshot, Station).join(Station, Station.id == Snapshot.station_id)
+            .where(Snapshot.id.in_(snapshot_ids)))}
+        out |= {vid: snaps[ref] for vid, ref in smoke.items() if ref in snaps}
+    test_ids = sorted({i for i in tests.values() if i is not None})
+    if test_ids:
+        found = {t.id: supervisory_view(t) for t in session.scalars(
+            select(SupervisoryTest).where(SupervisoryTest.id.in_(test_ids)))}
+        out |= {vid: found[ref] for vid, ref in tests.items() if ref in found}
+    return out
