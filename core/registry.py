@@ -146,6 +146,14 @@ def find_vehicle(session: Session, plate: str, plate_color: str | None) -> Vehic
     return registered[0] if len(registered) == 1 else None
 
 
+def lock_fleets(session: Session, fleet_ids: Iterable[int | None]) -> None:
+    """Lock fleets (in id order) before inserting rows that reference them: the foreign key's
+    share lock, upgraded later by the ten-percent evaluation, deadlocks two such transactions."""
+    ids = sorted({fid for fid in fleet_ids if fid is not None})
+    if ids and is_postgres(session):
+        session.execute(select(Fleet.id).where(Fleet.id.in_(ids)).order_by(Fleet.id).with_for_update())
+
+
 def lock_vehicles(session: Session, vehicle_ids: Iterable[int]) -> None:
     """Serialise everything that judges, counts or transitions for these vehicles.
 

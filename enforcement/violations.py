@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.db import insert_ignore_returning, utcnow
-from core.registry import Vehicle, lock_vehicles
+from core.registry import Vehicle, lock_fleets, lock_vehicles
 from core.settings import Policy
 from enforcement import cases, listings, withdrawals
 from enforcement.models import ACTIVE, WITHDRAWN, Violation
@@ -43,6 +43,7 @@ def record_violations(
     if not items:
         return []
     lock_vehicles(session, {item.vehicle.id for item in items})
+    lock_fleets(session, (item.vehicle.fleet_id for item in items))
     inserted = insert_ignore_returning(
         session, Violation.__table__,
         [{
