@@ -73,7 +73,7 @@ def test_incremental_equals_recompute(app, history):
     rt = app.extensions["lantian"]
     policy = rt.settings.policy
     with rt.sessions() as s:
-        registry.upsert_fleets(s, [{"code": uscc(n), "name": f"f{n}", "region": "320200"} for n in (0, 1)])
+        registry.upsert_fleets(s, [{"code": uscc(n), "name": f"f{n}", "region": "320200"} for n in (0, 1)], actor="test")
         rows = [{"plate": plate(i), "plate_color": "yellow", "fuel_type": "diesel", "use_nature": v["use"],
                  "region": "320200", "fleet_code": uscc(v["fleet"]) if v["fleet"] is not None else None,
                  "inspection_cycle": {"last_on": START + timedelta(days=60), "next_due_on": START + timedelta(days=425)}
@@ -82,7 +82,7 @@ def test_incremental_equals_recompute(app, history):
         # Clean fleet members, so that fleets have sizes from 1 to 12.
         rows += [{"plate": plate(900 + i), "plate_color": "yellow", "fuel_type": "diesel", "region": "320200",
                   "fleet_code": uscc(i % 2)} for i in range(4)]
-        _, made = registry.upsert_vehicles(s, rows)
+        _, made = registry.upsert_vehicles(s, rows, today=START, actor="test")
         ids = [v.id for v in made]
         s.commit()
     for n, (index, day, minute) in enumerate(arrivals):
