@@ -191,9 +191,10 @@ def upsert_vehicles(
 
     The versioned facts a body gives hold from its `valid_from` (default `today`, a local
     day; for a vehicle's first version its `registered_on`) and make a version when they
-    differ from the version holding on that day; the row takes the latest version's. Cycles (one or a list) are added, or corrected by `last_on`;
-    the row shows the latest. Every change is audited. Unknown fleet codes must be rejected
-    by the caller beforehand (see `missing_fleets`).
+    differ from the version holding on that day; the row takes the latest version's. Cycles
+    (one or a list) are added, or corrected by `last_on`; the row shows the latest. Every
+    change is audited. Unknown fleet codes must be rejected by the caller beforehand (see
+    `missing_fleets`).
     """
     codes = {v["fleet_code"] for v in vehicles if v.get("fleet_code")}
     rows = session.execute(select(Fleet.code, Fleet.id).where(Fleet.code.in_(codes)))

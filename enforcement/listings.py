@@ -59,8 +59,8 @@ class Period:
 
 @dataclass(frozen=True, order=True)
 class StrikeFact:
-    """A strike as the rules see it: its day, the violation holding it, when that was
-    detected and the vehicle's use nature recorded at detection."""
+    """A strike as the rules see it: its day, the violation holding it, the latest detection
+    of that day and the vehicle's use nature recorded at detection."""
 
     day: date
     violation_id: int
@@ -255,10 +255,15 @@ def _lock(session: Session, model: Any, ids: Iterable[int]) -> None:
 
 
 def _strike_facts(session: Session, vehicle_id: int) -> list[StrikeFact]:
+    """The vehicle's strikes, each timed by the day's latest active violation: a late upload
+    adds violations, so it can only bring a day after a delisting, never take one back."""
+    latest = {day: at for day, at in session.execute(
+        select(Violation.detected_on, func.max(Violation.detected_at))
+        .where(Violation.vehicle_id == vehicle_id, Violation.status == ACTIVE).group_by(Violation.detected_on))}
     rows = session.execute(
-        select(Strike.day, Strike.violation_id, Violation.detected_at, Violation.use_nature)
+        select(Strike.day, Strike.violation_id, Violation.use_nature)
         .join(Violation, Violation.id == Strike.violation_id).where(Strike.vehicle_id == vehicle_id))
-    return sorted(StrikeFact(*row) for row in rows)
+    return sorted(StrikeFact(day, vid, latest[day], use) for day, vid, use in rows)
 
 
 def _delisted_at(entries: Iterable[Listing], start: date) -> datetime | None:

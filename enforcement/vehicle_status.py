@@ -32,7 +32,7 @@ def history(session: Session, vehicle: Vehicle) -> dict[str, Any]:
     """The registry's versions (each from its local day) and every inspection cycle on record."""
     versions = registry.versions_of(session, [vehicle.id]).get(vehicle.id, [])
     fleet_ids = {v.fleet_id for v in versions if v.fleet_id}
-    codes = dict(session.execute(select(Fleet.id, Fleet.code).where(Fleet.id.in_(fleet_ids)))) if fleet_ids else {}
+    codes = {fid: code for fid, code in session.execute(select(Fleet.id, Fleet.code).where(Fleet.id.in_(fleet_ids)))}
     return {
         "versions": [{"valid_from": v.valid_from, "fleet_code": codes.get(v.fleet_id), "use_nature": v.use_nature,
                       "fuel_type": v.fuel_type, "region": v.region, "recorded_at": v.recorded_at}
