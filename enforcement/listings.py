@@ -215,7 +215,7 @@ def _update_evidence(session: Session, entry: Listing, evidence: Iterable[int], 
 
 
 def _revise(session: Session, entry: Listing, period: Period, actor: str) -> bool:
-    """Move an active rolling entry to the period a late strike produced."""
+    """Move an active entry to the period a late strike (or the first cycle on record) produced."""
     current = (entry.period_start, entry.period_end, sorted(entry.evidence))
     if not entry.active or current == (period.start, period.end, list(period.evidence)):
         return False
@@ -310,6 +310,13 @@ def _evaluate_vehicle(session: Session, vehicle: Vehicle, policy: Policy, out: O
         delisted = {e.period_start: at for e in cycle_entries if (at := _delisted_at(cycle_entries, e.period_start))}
         for period, counted in cycle_periods(strikes, pairs, policy.strikes_threshold, delisted):
             active = [e for e in cycle_entries if e.active and e.period_start == period.start]
+            if not active:  # strikes listed before any cycle was on record: that entry is this cycle's
+                active = [e for e in existing if e.active and e.basis == "rolling"
+                          and set(e.evidence) & set(period.evidence)][:1]
+                for entry in active:
+                    entry.basis = "cycle"
+                    out.counts["revised"] += _revise(session, entry, period, actor)
+                    cycle_entries.append(entry)
             if not active:
                 entry = _create(session, list_kind=kind(counted), basis="cycle", period=period, **common)
                 out.counts["created"] += 1

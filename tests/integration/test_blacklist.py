@@ -187,7 +187,7 @@ def test_later_strikes_in_the_cycle_join_the_evidence_never_a_second_entry(app, 
     assert sorted(entry.evidence) == ids
 
 
-def test_delisted_then_a_new_violation_in_the_same_period_is_not_relisted(app, client, transport, login):
+def test_delisted_then_one_new_strike_in_the_same_period_does_not_relist(app, client, transport, login):
     put_vehicles(client, transport, vehicle(plate(1)))
     for day in ("2026-04-01", "2026-04-02", "2026-04-03"):
         violate(app, plate(1), d(day))
