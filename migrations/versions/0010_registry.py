@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("recorded_at", core.db.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["vehicle_id"], ["vehicles.id"], name=op.f("fk_inspection_cycles_vehicle_id_vehicles")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inspection_cycles")),
-        sa.UniqueConstraint("vehicle_id", "last_on", name=op.f("uq_inspection_cycles_vehicle_id")),
+        sa.UniqueConstraint("vehicle_id", "last_on", name=op.f("uq_inspection_cycles_vehicle_id_last_on")),
     )
     postgres = op.get_bind().dialect.name == "postgresql"
     day = "COALESCE(registered_on, CAST(created_at AS DATE))" if postgres else "COALESCE(registered_on, date(created_at))"
