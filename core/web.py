@@ -120,18 +120,6 @@ def current_person() -> Person:
     return g.person
 
 
-def _account_now(user_id: int) -> Any:
-    """The account as it stands now decides, not the token: one primary-key read per request,
-    on the request's own connection (the primary's). On PostgreSQL it runs on the driver
-    connection under the session's transaction, compiled once and prepared by the server:
-    SQLAlchemy's execution layers cost twice the statement's own CPU (docs/benchmarks.md)."""
-    connection = db().connection()
-    if connection.dialect.name != "postgresql":
-        return connection.execute(identity.PERSON_NOW, {"user_id": user_id}).first()
-    return connection.connection.driver_connection.execute(
-        driver_sql(identity.PERSON_NOW), {"user_id": user_id}, prepare=True).fetchone()
-
-
 def _authenticate_person() -> Person:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -140,8 +128,9 @@ def _authenticate_person() -> Person:
     claims = identity.decode_token(token.strip(), runtime().settings.secret_key)
     if claims is None:
         raise Unauthorized("the token is invalid or expired", code="invalid_token")
+    # The account as it stands now decides, not the token: one primary-key read per request.
     user_id = int(claims["sub"])
-    account = _account_now(user_id)
+    account = db().connection().execute(identity.PERSON_NOW, {"user_id": user_id}).first()
     if account is None or account[4] != claims["ver"]:
         raise Unauthorized("the token is no longer valid: the account was deactivated or changed; sign in again",
                            code="invalid_token")

@@ -4,7 +4,11 @@
 In one process, on the cheapest person request there is (`GET /api/v1/cases?limit=1`
 through Flask's test client, a real database), it alternates rounds with the check as the
 app does it and rounds that trust the token's claims alone (the check replaced by building
-the person from the claims), A, B, A, B... so both see the same machine load. Per mode it
+the person from the claims), and the check with its statement run on the psycopg connection
+itself, prepared and pipelined with the transaction's BEGIN (`check_driver`: what skipping
+SQLAlchemy's execution layers and one round trip would save), A, B, C, A, B, C... so all
+see the same machine load. `--redis-url` adds, in one request context, the CPU time of the
+statement alone against a Redis GET (what an "accounts changed" counter read would cost). Per mode it
 reports the median over rounds of the CPU time per request of this process
 (`time.process_time`: client, Flask and SQLAlchemy) and of the PostgreSQL backends serving
 the database, and the wall time, with the ratios check / claims.
@@ -32,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from core import identity, web  # noqa: E402
+from core.db import driver_sql  # noqa: E402
 from core.errors import Unauthorized  # noqa: E402
 from core.settings import Settings  # noqa: E402
 
@@ -44,6 +49,27 @@ def claims_only() -> web.Person:
     if scheme.lower() != "bearer" or claims is None:
         raise Unauthorized("the token is invalid or expired", code="invalid_token")
     return web.Person(int(claims["sub"]), claims["usr"], claims["role"], claims["region"], claims["org"])
+
+
+def driver_check() -> web.Person:
+    """The check with the account read on the driver connection, prepared, in a pipeline with BEGIN."""
+    claims = claims_only()
+    conn = web.db().connection().connection.driver_connection
+    with conn.pipeline():
+        cursor = conn.execute(driver_sql(identity.PERSON_NOW), {"user_id": claims.user_id}, prepare=True)
+    account = cursor.fetchone()
+    if account is None or account[4] != 0:
+        raise Unauthorized("the token is no longer valid", code="invalid_token")
+    return claims
+
+
+def per_call_us(call: Callable[[], Any], n: int = 2000) -> float:
+    for _ in range(50):
+        call()
+    cpu0 = time.process_time()
+    for _ in range(n):
+        call()
+    return 1e6 * (time.process_time() - cpu0) / n
 
 
 def backend_cpu_s(engine: Any, database: str) -> float:
@@ -67,6 +93,7 @@ def main() -> None:
     p.add_argument("--database-url", required=True)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--requests", type=int, default=200, help="requests per round")
+    p.add_argument("--redis-url", help="also time the statement alone against one Redis GET")
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_token_check.json"))
     args = p.parse_args()
     url = args.database_url
@@ -91,7 +118,7 @@ def main() -> None:
     headers = {"Authorization": "Bearer " + token.get_json()["access_token"]}
     database = url.rsplit("/", 1)[1]
     checked: Callable[[], web.Person] = web._authenticate_person
-    modes = {"check": checked, "claims": claims_only}
+    modes = {"check": checked, "claims": claims_only, "check_driver": driver_check}
 
     def one_round(mode: str) -> tuple[float, float, float]:
         web._authenticate_person = modes[mode]
@@ -110,14 +137,33 @@ def main() -> None:
         for mode in modes:
             rows[mode].append(one_round(mode))
     web._authenticate_person = checked
+    if args.redis_url:
+        from redis import Redis
+
+        redis = Redis.from_url(args.redis_url)
+        with app.test_request_context("/api/v1/cases", headers=headers):
+            connection = web.db().connection()
+            user_id = int(claims_only().user_id)
+            driver = connection.connection.driver_connection
+            sql = driver_sql(identity.PERSON_NOW)
+            print(f"one request context, CPU per call: statement through SQLAlchemy "
+                  f"{per_call_us(lambda: connection.execute(identity.PERSON_NOW, {'user_id': user_id}).first()):.0f} "
+                  f"us, on the driver connection (prepared) "
+                  f"{per_call_us(lambda: driver.execute(sql, {'user_id': user_id}, prepare=True).fetchone()):.0f} us, "
+                  f"Redis GET {per_call_us(lambda: redis.get('lantian:bench:accounts')):.0f} us, "
+                  f"token decode {per_call_us(claims_only):.0f} us")
+            web.close_db()
     med = {m: [statistics.median(r[k] for r in rows[m]) for k in range(3)] for m in modes}
     args.out.write_text(json.dumps({"rounds": rows, "medians": med}, indent=1))
     print("| mode | app CPU ms/request | PostgreSQL CPU ms/request | wall ms/request |")
     print("| --- | --- | --- | --- |")
     for m in modes:
         print(f"| {m} | {med[m][0]:.3f} | {med[m][1]:.3f} | {med[m][2]:.3f} |")
-    c, b = med["check"], med["claims"]
-    print(f"| check / claims | {c[0] / b[0]:.3f} | {c[1] / b[1] if b[1] else float('nan'):.3f} | {c[2] / b[2]:.3f} |")
+    b = med["claims"]
+    for m in ("check", "check_driver"):
+        c = med[m]
+        print(f"| {m} / claims | {c[0] / b[0]:.3f} | {c[1] / b[1] if b[1] else float('nan'):.3f} | "
+              f"{c[2] / b[2]:.3f} |")
 
 
 if __name__ == "__main__":
