@@ -160,8 +160,8 @@ class Measurement:
 class Reset:
     """A verified repair (a passing retest that closed a case): every run ends at ``at``.
 
-    With `ends_runs` False it is a mark that changes nothing itself: a correction moved
-    measurements off the vehicle from ``at`` on, and what follows is re-judged without them.
+    With `ends_runs` False it is a mark that changes nothing itself: a correction took
+    measurements from ``at`` on out of the timeline, and what follows is re-judged without them.
     It sorts before a measurement taken at the same instant (key id 0; events start at 1).
     """
 
