@@ -94,6 +94,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--requests", type=int, default=200, help="requests per round")
     p.add_argument("--redis-url", help="also time the statement alone against one Redis GET")
+    p.add_argument("--breakdown", action="store_true", help="CPU inside the check, the view and psycopg's execute")
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_token_check.json"))
     args = p.parse_args()
     url = args.database_url
@@ -120,8 +121,30 @@ def main() -> None:
     checked: Callable[[], web.Person] = web._authenticate_person
     modes = {"check": checked, "claims": claims_only, "check_driver": driver_check}
 
+    spent: dict[tuple[str, str], float] = {}
+    current = ["check"]
+
+    def timed(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_call(*a: Any, **k: Any) -> Any:
+            cpu0 = time.process_time()
+            try:
+                return f(*a, **k)
+            finally:
+                key = (current[0], name)
+                spent[key] = spent.get(key, 0.0) + time.process_time() - cpu0
+        return timed_call
+
+    checks = dict(modes)
+    if args.breakdown:  # CPU inside the check, the view (check included) and psycopg's execute
+        import psycopg
+
+        checks = {m: timed("check", f) for m, f in modes.items()}
+        app.view_functions["cases.list_cases"] = timed("view", app.view_functions["cases.list_cases"])
+        psycopg.Cursor.execute = timed("cursor.execute", psycopg.Cursor.execute)  # type: ignore[method-assign]
+
     def one_round(mode: str) -> tuple[float, float, float]:
-        web._authenticate_person = modes[mode]
+        current[0] = mode
+        web._authenticate_person = checks[mode]
         pg0, cpu0, t0 = backend_cpu_s(admin_engine, database), time.process_time(), time.perf_counter()
         for _ in range(args.requests):
             response = client.get("/api/v1/cases?limit=1", headers=headers)
@@ -153,6 +176,8 @@ def main() -> None:
                   f"Redis GET {per_call_us(lambda: redis.get('lantian:bench:accounts')):.0f} us, "
                   f"token decode {per_call_us(claims_only):.0f} us")
             web.close_db()
+    for (mode, name), total in sorted(spent.items()):
+        print(f"breakdown: {mode} {name} {1000 * total / (args.requests * (args.rounds + 1)):.3f} ms CPU/request")
     med = {m: [statistics.median(r[k] for r in rows[m]) for k in range(3)] for m in modes}
     args.out.write_text(json.dumps({"rounds": rows, "medians": med}, indent=1))
     print("| mode | app CPU ms/request | PostgreSQL CPU ms/request | wall ms/request |")
