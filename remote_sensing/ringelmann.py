@@ -59,6 +59,10 @@ _RIDGE = 1e-6  # keeps the normal equations solvable when the tiles lie on a lin
 _COARSE_SIGMA = 8.0
 _EDGE_MIN_CONTRAST = 0.15  # relative grey step below which an edge does not matter
 _HARD_BAND_PX = 3
+# A straight hard edge seen over this share of its chord across the frame is a background step.
+_LINE_SUPPORT = 0.5
+_LINE_UPRIGHT_DEG = 15.0  # steeper lines are the vehicle's sides
+_MAX_LINES = 12  # the strongest Hough lines checked
 _SOBEL_UNIT = 128.0  # Sobel 5x5 weighs a unit slope as 128
 _UPRIGHT_RATIO = 4.0  # |gx| / |gy| of an edge within 14 degrees of vertical
 _SIDE_MIN_PX = 12
@@ -185,8 +189,8 @@ def _prepare(grey: np.ndarray, dark_margin: float) -> _Work:
     smooth = cv2.GaussianBlur(cv2.medianBlur(small, 5).astype(np.float32), (0, 0), _blur_sigma(small))
     opened = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (_OPENING_PX,) * 2))
     flat = cv2.GaussianBlur(opened, (0, 0), _MIN_BLUR_SIGMA)
-    hard, upright = _hard_edges(flat / np.maximum(_road_model(flat), 1.0))
-    ratio = flat / np.maximum(_stepped_road_model(flat, hard), 1.0)
+    hard, upright, thin = _hard_edges(flat / np.maximum(_road_model(flat), 1.0))
+    ratio = flat / np.maximum(_stepped_road_model(flat, hard | _crossing_lines(thin, hard)), 1.0)
     return _Work(scale, flat, ratio, ratio < 1.0 - dark_margin, hard, _vehicle_box(upright, hard))
 
 
@@ -285,8 +289,8 @@ def _robust_quadratic(grid: np.ndarray, member: np.ndarray) -> tuple[np.ndarray,
     return fit, inliers.reshape(grid_h, grid_w)
 
 
-def _hard_edges(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sharp transitions of real contrast, dilated into a band; and the upright ones, as found.
+def _hard_edges(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sharp transitions of real contrast, dilated into a band; the upright ones and all, as found.
 
     A step blurred by sigma has a peak slope proportional to 1/sigma. Blurring further by
     ``_COARSE_SIGMA`` barely lowers the slope of a wide (feathered) step but divides that
@@ -303,7 +307,48 @@ def _hard_edges(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     min_slope = _EDGE_MIN_CONTRAST / (math.sqrt(2 * math.pi) * _COARSE_SIGMA)
     hard = (coarse_slope > min_slope) & (fine_slope > _HARD_SLOPE_RATIO * coarse_slope)
     upright = hard & (np.abs(gx) > _UPRIGHT_RATIO * np.abs(gy))
-    return cv2.dilate(hard.astype(np.uint8), _disc(_HARD_BAND_PX)) > 0, upright
+    return cv2.dilate(hard.astype(np.uint8), _disc(_HARD_BAND_PX)) > 0, upright, hard
+
+
+def _crossing_lines(thin: np.ndarray, hard: np.ndarray) -> np.ndarray:
+    """Straight hard edges that cross the frame, drawn whole where something interrupts them.
+
+    The edge of an overpass or building shadow, a horizon or a kerb line is straight and runs
+    from border to border, but the vehicle and the plume standing on it break it into pieces,
+    none of which bounds a region alone. A straight line seen over ``_LINE_SUPPORT`` of its
+    chord across the frame is such a step: no vehicle is that wide. Lines within
+    ``_LINE_UPRIGHT_DEG`` of vertical are left out: those are the vehicle's sides.
+    """
+    height, width = thin.shape
+    found = cv2.HoughLines(thin.astype(np.uint8), 1, math.pi / 180, round(_LINE_SUPPORT * min(width, height)))
+    lines = np.zeros(thin.shape, np.uint8)
+    for rho, theta in ([] if found is None else found[:_MAX_LINES, 0]):
+        if abs(math.degrees(theta) - 90.0) > 90.0 - _LINE_UPRIGHT_DEG:
+            continue  # theta is the normal's angle: near 0 or 180 the line is upright
+        chord = _chord(float(rho), float(theta), width, height)
+        if chord is None:
+            continue
+        xs, ys = chord
+        if hard[ys, xs].mean() >= _LINE_SUPPORT:
+            cv2.line(lines, (int(xs[0]), int(ys[0])), (int(xs[-1]), int(ys[-1])), 1, 2 * _HARD_BAND_PX - 1)
+    return lines > 0
+
+
+def _chord(rho: float, theta: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pixel coordinates, one per pixel of length, of the line ``x cos t + y sin t = rho`` in the frame."""
+    c, s = math.cos(theta), math.sin(theta)
+    # Not upright (|s| > sin of the upright limit): parametrise by x and clip to the frame.
+    x = np.arange(width, dtype=np.float64)
+    y = (rho - x * c) / s
+    inside = (y >= 0) & (y <= height - 1)
+    if inside.sum() < 2:
+        return None
+    x, y = x[inside], y[inside]
+    steps = max(2, math.ceil(math.hypot(x[-1] - x[0], y[-1] - y[0])))
+    t = np.linspace(0.0, 1.0, steps)
+    xs = np.round(x[0] + t * (x[-1] - x[0])).astype(np.intp)
+    ys = np.round(y[0] + t * (y[-1] - y[0])).astype(np.intp)
+    return xs, ys
 
 
 def _vehicle_box(upright: np.ndarray, hard: np.ndarray) -> Box | None:
