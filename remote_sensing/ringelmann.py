@@ -69,6 +69,7 @@ _SIDE_MIN_PX = 12
 _VEHICLE_WIDTH = (0.06, 0.5)  # of the frame width
 _SIDE_OVERLAP = 0.6
 _ROOF_SHARE = 0.6
+_LEDGE_REACH = 0.25  # of the box's width: how far past its corners a roof line must not run on
 _UNDER_VEHICLE = 0.1  # of the vehicle's width: the band under its rear that is wheels and shadow
 _TRAIL_REACH = 0.25  # of the vehicle's width: how far behind the rear only smoke reaches
 _STRIP_ASPECT = 0.3  # a strip under the vehicle is flatter than this (height / width)
@@ -190,8 +191,9 @@ def _prepare(grey: np.ndarray, dark_margin: float) -> _Work:
     opened = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (_OPENING_PX,) * 2))
     flat = cv2.GaussianBlur(opened, (0, 0), _MIN_BLUR_SIGMA)
     hard, upright, thin = _hard_edges(flat / np.maximum(_road_model(flat), 1.0))
-    ratio = flat / np.maximum(_stepped_road_model(flat, hard | _crossing_lines(thin, hard)), 1.0)
-    return _Work(scale, flat, ratio, ratio < 1.0 - dark_margin, hard, _vehicle_box(upright, hard))
+    lines = _crossing_lines(thin, hard)
+    ratio = flat / np.maximum(_stepped_road_model(flat, hard | lines), 1.0)
+    return _Work(scale, flat, ratio, ratio < 1.0 - dark_margin, hard, _vehicle_box(upright, hard, lines))
 
 
 def _blur_sigma(small: np.ndarray) -> float:
@@ -351,14 +353,16 @@ def _chord(rho: float, theta: float, width: int, height: int) -> tuple[np.ndarra
     return xs, ys
 
 
-def _vehicle_box(upright: np.ndarray, hard: np.ndarray) -> Box | None:
+def _vehicle_box(upright: np.ndarray, hard: np.ndarray, lines: np.ndarray) -> Box | None:
     """The vehicle rear: the pair of long upright hard edges joined by a hard top edge.
 
     Seen from behind, a vehicle is a box: its sides are the longest upright camera-sharp
     edges in the frame, and a roof line (or the top of the frame) joins them. A plume's
-    sides lean and curve, and nothing straight closes its top. Returns x, y, w, h in
+    sides lean and curve, and nothing straight closes its top. ``lines`` are the hard
+    edges that cross the frame (a roof may sit on a horizon). Returns x, y, w, h in
     working pixels.
     """
+    ledges = hard & ~lines
     height, width = upright.shape
     runs = cv2.morphologyEx(upright.astype(np.uint8), cv2.MORPH_OPEN, np.ones((_SIDE_MIN_PX, 1), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(runs, np.ones((1, 3), np.uint8)))
@@ -378,13 +382,29 @@ def _vehicle_box(upright: np.ndarray, hard: np.ndarray) -> Box | None:
                 continue
             top, bottom = min(top_a, top_b), max(bottom_a, bottom_b)
             x0, x1 = round(xa), round(xb)
-            roof = hard[max(0, top - 3) : top + 4, x0:x1].any(axis=0).mean() if top > 2 else 1.0
-            if roof < _ROOF_SHARE:
-                continue
+            if top > 2:
+                rows = slice(max(0, top - 3), top + 4)
+                if hard[rows, x0:x1].any(axis=0).mean() < _ROOF_SHARE or _hangs(ledges[rows], x0, x1):
+                    continue
             # The vehicle is the largest such box (a plume's upright flanks are closer).
             if best is None or overlap * gap > best[0]:
                 best = (overlap * gap, (x0, top, x1 - x0, bottom - top))
     return None if best is None else best[1]
+
+
+def _hangs(rows: np.ndarray, x0: int, x1: int) -> bool:
+    """Whether the top edge of a box runs on past both its corners.
+
+    A roof ends at the corners; a box hanging from a wider hard edge is something under it
+    (a crisp plume under the bumper), not the vehicle. ``rows`` are the hard edges around
+    the top, without those that cross the frame.
+    """
+    reach = max(_SIDE_MIN_PX, round(_LEDGE_REACH * (x1 - x0)))
+    left = rows[:, max(0, x0 - reach) : max(0, x0 - _HARD_BAND_PX)]
+    right = rows[:, x1 + _HARD_BAND_PX : x1 + reach]
+    if not left.size or not right.size:
+        return False
+    return min(float(left.any(axis=0).mean()), float(right.any(axis=0).mean())) > _ROOF_SHARE
 
 
 def _slope(image: np.ndarray) -> np.ndarray:
