@@ -6,10 +6,12 @@ Method (details, measured accuracy and limits in docs/ringelmann.md):
    suppress sensor noise and JPEG blocking; a grey opening removes thin bright details
    (lane markings, glints) so they neither hide smoke nor cut it apart.
 2. Find hard (camera-sharp) edges against a first road model. Hard edges that cross the
-   frame (a horizon, a building line, an overpass shadow) bound background regions; each
+   frame (a horizon, a building line, an overpass shadow; straight ones are drawn whole
+   where the vehicle or the plume interrupts them) bound background regions; each
    gets its own road model (a robust quadratic over tile means, refined by the road tiles
    around each point), so a sharp step in the background is not taken for smoke.
-3. Find the vehicle rear: the widest pair of long upright hard edges joined by a roof line.
+3. Find the vehicle rear: the widest pair of long upright hard edges joined by a roof line
+   that ends at their corners.
 4. Pixels darker than the model by more than half a Ringelmann step are candidates, cut
    apart by hard edges. The plume is the largest, darkest, softest component that is not
    on or flat under the vehicle rear, not beside or above it, not a sharp straight-edged

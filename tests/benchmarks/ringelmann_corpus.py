@@ -18,7 +18,8 @@ adjusting the estimator) and ``eval`` (for the report; never used for tuning).
 
     .venv/bin/python tests/benchmarks/ringelmann_corpus.py --set eval --out tests/benchmarks/out/corpus-eval
 
-writes ``<family>-<n>-<frame>.jpg`` and ``labels.jsonl`` (one passage a line).
+writes ``<family>-<n>-<frame>.jpg`` and ``labels.jsonl`` (one passage a line). ``--family``
+(repeatable) generates only those families, with the seeds they have in the full set.
 """
 
 from __future__ import annotations
