@@ -7,6 +7,12 @@ without an active violation closes `withdrawn`, a penalty on it and listings it 
 supports are flagged); the new vehicle's case opens or is joined and its strikes and
 listings are evaluated as for a new violation.
 
+A remote-sensing violation's measurements (the events of its run) leave the old vehicle's
+timeline for good (`processing.set_aside`): a person decided what they ground, so no later
+replay withdraws, reinstates or repeats the violation; the events keep their first verdicts
+and stay its evidence; the old vehicle's later measurements are re-judged without them, as
+after a late upload (docs/judgement.md, "Corrections").
+
 The plate is a person's reading, matched exactly (`vehicle_read_by_person`): a malformed
 plate, or one whose form contradicts its colour, is 422 `plate_unreadable`; an unregistered
 plate that registered plates differ from only by OCR-confusable characters is 422
@@ -23,11 +29,13 @@ from sqlalchemy.orm import Session
 from core import audit, regions
 from core.db import utcnow
 from core.errors import Conflict, NotFound, Unprocessable
+from core.queue import enqueue_after_commit
 from core.registry import Vehicle, facts_on, lock_vehicles
 from core.settings import Policy
 from enforcement import cases, listings, withdrawals
 from enforcement.models import ACTIVE, Violation, ViolationCorrection
-from remote_sensing.processing import vehicle_read_by_person
+from remote_sensing import processing
+from remote_sensing.ingest import JUDGE_JOB
 
 CORRECTED = "violation_corrected"
 
@@ -54,7 +62,7 @@ def correct_violation(
                        code="violation_withdrawn")
     old = session.get(Vehicle, violation.vehicle_id)
     assert old is not None  # a foreign key
-    new = vehicle_read_by_person(session, plate, plate_color, violation.region or old.region or "")
+    new = processing.vehicle_read_by_person(session, plate, plate_color, violation.region or old.region or "")
     if new.id == old.id:
         raise Unprocessable(f"violation {violation_id} is already on {new.plate} ({new.plate_color})",
                             code="same_vehicle", fields={"plate": ["is the vehicle the violation is on"]})
@@ -64,6 +72,8 @@ def correct_violation(
         raise Conflict(f"violation {violation_id} changed meanwhile", code="violation_changed")
 
     old_fleet_id = violation.fleet_id
+    moved = (processing.set_aside(session, violation.details.get("events", []), old.id)
+             if violation.source == "remote_sensing" else [])
     correction = ViolationCorrection(violation_id=violation.id, from_vehicle_id=old.id, to_vehicle_id=new.id,
                                      reason=reason, corrected_by=actor, corrected_at=utcnow())
     session.add(correction)
@@ -80,7 +90,9 @@ def correct_violation(
     audit.append(
         session, actor=actor, action="violation.corrected", subject_type="violation", subject_id=violation.id,
         reason=reason, data={"correction_id": correction.id, "from_vehicle_id": old.id, "to_vehicle_id": new.id,
-                             "case_id": violation.case_id},
+                             "case_id": violation.case_id, "events_moved": moved},
     )
     session.flush()
+    if moved:
+        enqueue_after_commit(session, JUDGE_JOB, job_id=f"judge-moved-{correction.id}", coalesce="judge")
     return Corrected(correction, violation, old, new)

@@ -160,11 +160,14 @@ class Measurement:
 class Reset:
     """A verified repair (a passing retest that closed a case): every run ends at ``at``.
 
+    With `ends_runs` False it is a mark that changes nothing itself: a correction took
+    measurements from ``at`` on out of the timeline, and what follows is re-judged without them.
     It sorts before a measurement taken at the same instant (key id 0; events start at 1).
     """
 
     at: datetime
     id: int
+    ends_runs: bool = True
 
     @property
     def key(self) -> tuple[datetime, int]:
@@ -189,7 +192,7 @@ def order_key(item: Item) -> tuple[datetime, int, int]:
 
 def step(prev: Runs | None, item: Item, policy: Policy, tz: ZoneInfo) -> Judgement:
     if isinstance(item, Reset):
-        return Judgement(runs={}, judged=[], warnings=[])
+        return Judgement(runs={} if item.ends_runs or prev is None else prev, judged=[], warnings=[])
     return judge(prev, item.at, item.id, set(item.measured), set(item.exceeded), policy, tz)
 
 

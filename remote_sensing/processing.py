@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from core import audit, plates
@@ -75,6 +75,7 @@ class ResetRow:
     id: int
     vehicle_id: int
     at: datetime
+    cause: str
 
 
 @dataclass
@@ -302,7 +303,8 @@ def judge_events(
         if vehicle is not None:
             new_items.setdefault(vehicle.id, []).append(_measurement(event))
     for reset in resets:
-        new_items.setdefault(reset.vehicle_id, []).append(judgement.Reset(reset.at, reset.id))
+        new_items.setdefault(reset.vehicle_id, []).append(
+            judgement.Reset(reset.at, reset.id, ends_runs=reset.cause != EVIDENCE_MOVED))
     batch = Batch({e.id: e for e in events}, [], [], {}, [r.id for r in resets], {}, digest)
     latest = _latest_states(session, set(new_items))
     for vehicle_id in sorted(new_items):
@@ -335,7 +337,7 @@ def save_verdicts(session: Session, batch: Batch) -> None:
 def claim_resets(session: Session, limit: int) -> list[ResetRow]:
     """Lock up to `limit` run resets waiting for the judge, like `claim_pending`."""
     query = (
-        select(RunReset.id, RunReset.vehicle_id, RunReset.at)
+        select(RunReset.id, RunReset.vehicle_id, RunReset.at, RunReset.cause)
         .where(RunReset.status == RECEIVED).order_by(RunReset.id).limit(limit)
     )
     if is_postgres(session):
@@ -349,6 +351,44 @@ def record_reset(session: Session, vehicle_id: int, at: datetime, *, cause: str,
     session.add(reset)
     session.flush()
     return reset
+
+
+# The cause of a run reset that ends no run: a correction took a violation's measurements
+# out of the vehicle's timeline, and the judge re-judges what follows without them.
+EVIDENCE_MOVED = "evidence_moved"
+
+
+def set_aside(session: Session, event_ids: Sequence[int], vehicle_id: int) -> list[int]:
+    """Take the events (those in the vehicle's timeline) out of it for good; answers their ids.
+
+    A person moved the violation they ground to another vehicle: no replay may judge, revise
+    or withdraw on them again. Their run state (a projection) is cleared, which keeps them out
+    of every timeline; their first verdicts (the plate as read, its match) stay as recorded.
+    The vehicle's later items are re-judged without them by the judge, from a run reset that
+    ends no run (`EVIDENCE_MOVED`); its latest state, if one of them was the latest item, goes
+    back to the item before it. The caller commits and queues the judge.
+    """
+    moved = sorted(session.scalars(
+        update(Event).where(Event.id.in_(sorted(event_ids)), Event.vehicle_id == vehicle_id, Event.runs.is_not(None))
+        .values(runs=None).returning(Event.id)))
+    if not moved:
+        return []
+    first = session.scalar(select(func.min(Event.measured_at)).where(Event.id.in_(moved)))
+    latest = session.get(VehicleRuns, vehicle_id)
+    if latest is not None and latest.event_id in moved:
+        key = (latest.measured_at, latest.event_id)
+        conn = session.connection()
+        event = conn.execute(_BEFORE, {"vehicle_id": vehicle_id, "at": key[0], "pk": key[1]}).first()
+        reset = max((at for _pk, at in conn.execute(_RESETS, {"vehicle_id": vehicle_id}) if (at, 0) < key),
+                    default=None)
+        if reset is not None and (event is None or (reset, 0) > (event.measured_at, event.id)):
+            latest.measured_at, latest.event_id, latest.runs = reset, 0, {}
+        elif event is not None:
+            latest.measured_at, latest.event_id, latest.runs = event.measured_at, event.id, event.runs
+        else:
+            session.delete(latest)
+    record_reset(session, vehicle_id, first, cause=EVIDENCE_MOVED, case_id=None)
+    return moved
 
 
 def _measurement(event: EventRow) -> judgement.Measurement:
@@ -496,7 +536,8 @@ _AFTER = (
 )
 _RESETS = (
     select(RunReset.id, RunReset.at)
-    .where(RunReset.vehicle_id == bindparam("vehicle_id"), RunReset.status == PROCESSED)
+    .where(RunReset.vehicle_id == bindparam("vehicle_id"), RunReset.status == PROCESSED,
+           RunReset.cause != EVIDENCE_MOVED)  # a mark of moved evidence is no item of the timeline
     .order_by(RunReset.at, RunReset.id)
 )
 _REVISIONS = (

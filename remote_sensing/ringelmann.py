@@ -6,10 +6,12 @@ Method (details, measured accuracy and limits in docs/ringelmann.md):
    suppress sensor noise and JPEG blocking; a grey opening removes thin bright details
    (lane markings, glints) so they neither hide smoke nor cut it apart.
 2. Find hard (camera-sharp) edges against a first road model. Hard edges that cross the
-   frame (a horizon, a building line, an overpass shadow) bound background regions; each
+   frame (a horizon, a building line, an overpass shadow; straight ones are drawn whole
+   where the vehicle or the plume interrupts them) bound background regions; each
    gets its own road model (a robust quadratic over tile means, refined by the road tiles
    around each point), so a sharp step in the background is not taken for smoke.
-3. Find the vehicle rear: the widest pair of long upright hard edges joined by a roof line.
+3. Find the vehicle rear: the widest pair of long upright hard edges joined by a roof line
+   that ends at their corners.
 4. Pixels darker than the model by more than half a Ringelmann step are candidates, cut
    apart by hard edges. The plume is the largest, darkest, softest component that is not
    on or flat under the vehicle rear, not beside or above it, not a sharp straight-edged
@@ -59,12 +61,17 @@ _RIDGE = 1e-6  # keeps the normal equations solvable when the tiles lie on a lin
 _COARSE_SIGMA = 8.0
 _EDGE_MIN_CONTRAST = 0.15  # relative grey step below which an edge does not matter
 _HARD_BAND_PX = 3
+# A straight hard edge seen over this share of its chord across the frame is a background step.
+_LINE_SUPPORT = 0.5
+_LINE_UPRIGHT_DEG = 15.0  # steeper lines are the vehicle's sides
+_MAX_LINES = 12  # the strongest Hough lines checked
 _SOBEL_UNIT = 128.0  # Sobel 5x5 weighs a unit slope as 128
 _UPRIGHT_RATIO = 4.0  # |gx| / |gy| of an edge within 14 degrees of vertical
 _SIDE_MIN_PX = 12
 _VEHICLE_WIDTH = (0.06, 0.5)  # of the frame width
 _SIDE_OVERLAP = 0.6
 _ROOF_SHARE = 0.6
+_LEDGE_REACH = 0.25  # of the box's width: how far past its corners a roof line must not run on
 _UNDER_VEHICLE = 0.1  # of the vehicle's width: the band under its rear that is wheels and shadow
 _TRAIL_REACH = 0.25  # of the vehicle's width: how far behind the rear only smoke reaches
 _STRIP_ASPECT = 0.3  # a strip under the vehicle is flatter than this (height / width)
@@ -185,9 +192,10 @@ def _prepare(grey: np.ndarray, dark_margin: float) -> _Work:
     smooth = cv2.GaussianBlur(cv2.medianBlur(small, 5).astype(np.float32), (0, 0), _blur_sigma(small))
     opened = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (_OPENING_PX,) * 2))
     flat = cv2.GaussianBlur(opened, (0, 0), _MIN_BLUR_SIGMA)
-    hard, upright = _hard_edges(flat / np.maximum(_road_model(flat), 1.0))
-    ratio = flat / np.maximum(_stepped_road_model(flat, hard), 1.0)
-    return _Work(scale, flat, ratio, ratio < 1.0 - dark_margin, hard, _vehicle_box(upright, hard))
+    hard, upright, thin = _hard_edges(flat / np.maximum(_road_model(flat), 1.0))
+    lines = _crossing_lines(thin, hard)
+    ratio = flat / np.maximum(_stepped_road_model(flat, hard | lines), 1.0)
+    return _Work(scale, flat, ratio, ratio < 1.0 - dark_margin, hard, _vehicle_box(upright, hard, lines))
 
 
 def _blur_sigma(small: np.ndarray) -> float:
@@ -285,8 +293,8 @@ def _robust_quadratic(grid: np.ndarray, member: np.ndarray) -> tuple[np.ndarray,
     return fit, inliers.reshape(grid_h, grid_w)
 
 
-def _hard_edges(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sharp transitions of real contrast, dilated into a band; and the upright ones, as found.
+def _hard_edges(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sharp transitions of real contrast, dilated into a band; the upright ones and all, as found.
 
     A step blurred by sigma has a peak slope proportional to 1/sigma. Blurring further by
     ``_COARSE_SIGMA`` barely lowers the slope of a wide (feathered) step but divides that
@@ -303,17 +311,65 @@ def _hard_edges(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     min_slope = _EDGE_MIN_CONTRAST / (math.sqrt(2 * math.pi) * _COARSE_SIGMA)
     hard = (coarse_slope > min_slope) & (fine_slope > _HARD_SLOPE_RATIO * coarse_slope)
     upright = hard & (np.abs(gx) > _UPRIGHT_RATIO * np.abs(gy))
-    return cv2.dilate(hard.astype(np.uint8), _disc(_HARD_BAND_PX)) > 0, upright
+    return cv2.dilate(hard.astype(np.uint8), _disc(_HARD_BAND_PX)) > 0, upright, hard
 
 
-def _vehicle_box(upright: np.ndarray, hard: np.ndarray) -> Box | None:
+def _crossing_lines(thin: np.ndarray, hard: np.ndarray) -> np.ndarray:
+    """Straight hard edges that cross the frame, drawn whole where something interrupts them.
+
+    The edge of an overpass or building shadow, a horizon or a kerb line is straight and runs
+    from border to border, but the vehicle and the plume standing on it break it into pieces,
+    none of which bounds a region alone. A straight line seen over ``_LINE_SUPPORT`` of its
+    chord across the frame is such a step: no vehicle is that wide. Lines within
+    ``_LINE_UPRIGHT_DEG`` of vertical are left out: those are the vehicle's sides.
+    """
+    height, width = thin.shape
+    # Voting at half size costs a quarter; the chord is then checked at full size.
+    half = cv2.resize(thin.astype(np.uint8), (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA)
+    # theta is the angle of the line's normal: near 0 or 180 degrees the line is upright.
+    upright = math.radians(_LINE_UPRIGHT_DEG)
+    found = cv2.HoughLines(
+        half, 1, math.pi / 180, round(_LINE_SUPPORT * min(width, height) / 2),
+        min_theta=upright, max_theta=math.pi - upright,
+    )
+    lines = np.zeros(thin.shape, np.uint8)
+    for rho, theta in ([] if found is None else found[:_MAX_LINES, 0]):
+        chord = _chord(2 * float(rho), float(theta), width, height)
+        if chord is None:
+            continue
+        xs, ys = chord
+        if hard[ys, xs].mean() >= _LINE_SUPPORT:
+            cv2.line(lines, (int(xs[0]), int(ys[0])), (int(xs[-1]), int(ys[-1])), 1, 2 * _HARD_BAND_PX - 1)
+    return lines > 0
+
+
+def _chord(rho: float, theta: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pixel coordinates, one per pixel of length, of the line ``x cos t + y sin t = rho`` in the frame."""
+    c, s = math.cos(theta), math.sin(theta)
+    # Not upright (|s| > sin of the upright limit): parametrise by x and clip to the frame.
+    x = np.arange(width, dtype=np.float64)
+    y = (rho - x * c) / s
+    inside = (y >= 0) & (y <= height - 1)
+    if inside.sum() < 2:
+        return None
+    x, y = x[inside], y[inside]
+    steps = max(2, math.ceil(math.hypot(x[-1] - x[0], y[-1] - y[0])))
+    t = np.linspace(0.0, 1.0, steps)
+    xs = np.round(x[0] + t * (x[-1] - x[0])).astype(np.intp)
+    ys = np.round(y[0] + t * (y[-1] - y[0])).astype(np.intp)
+    return xs, ys
+
+
+def _vehicle_box(upright: np.ndarray, hard: np.ndarray, lines: np.ndarray) -> Box | None:
     """The vehicle rear: the pair of long upright hard edges joined by a hard top edge.
 
     Seen from behind, a vehicle is a box: its sides are the longest upright camera-sharp
     edges in the frame, and a roof line (or the top of the frame) joins them. A plume's
-    sides lean and curve, and nothing straight closes its top. Returns x, y, w, h in
+    sides lean and curve, and nothing straight closes its top. ``lines`` are the hard
+    edges that cross the frame (a roof may sit on a horizon). Returns x, y, w, h in
     working pixels.
     """
+    ledges = hard & ~lines
     height, width = upright.shape
     runs = cv2.morphologyEx(upright.astype(np.uint8), cv2.MORPH_OPEN, np.ones((_SIDE_MIN_PX, 1), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(runs, np.ones((1, 3), np.uint8)))
@@ -333,13 +389,29 @@ def _vehicle_box(upright: np.ndarray, hard: np.ndarray) -> Box | None:
                 continue
             top, bottom = min(top_a, top_b), max(bottom_a, bottom_b)
             x0, x1 = round(xa), round(xb)
-            roof = hard[max(0, top - 3) : top + 4, x0:x1].any(axis=0).mean() if top > 2 else 1.0
-            if roof < _ROOF_SHARE:
-                continue
+            if top > 2:
+                rows = slice(max(0, top - 3), top + 4)
+                if hard[rows, x0:x1].any(axis=0).mean() < _ROOF_SHARE or _hangs(ledges[rows], x0, x1):
+                    continue
             # The vehicle is the largest such box (a plume's upright flanks are closer).
             if best is None or overlap * gap > best[0]:
                 best = (overlap * gap, (x0, top, x1 - x0, bottom - top))
     return None if best is None else best[1]
+
+
+def _hangs(rows: np.ndarray, x0: int, x1: int) -> bool:
+    """Whether the top edge of a box runs on past both its corners.
+
+    A roof ends at the corners; a box hanging from a wider hard edge is something under it
+    (a crisp plume under the bumper), not the vehicle. ``rows`` are the hard edges around
+    the top, without those that cross the frame.
+    """
+    reach = max(_SIDE_MIN_PX, round(_LEDGE_REACH * (x1 - x0)))
+    left = rows[:, max(0, x0 - reach) : max(0, x0 - _HARD_BAND_PX)]
+    right = rows[:, x1 + _HARD_BAND_PX : x1 + reach]
+    if not left.size or not right.size:
+        return False
+    return min(float(left.any(axis=0).mean()), float(right.any(axis=0).mean())) > _ROOF_SHARE
 
 
 def _slope(image: np.ndarray) -> np.ndarray:

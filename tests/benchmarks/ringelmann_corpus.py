@@ -18,7 +18,8 @@ adjusting the estimator) and ``eval`` (for the report; never used for tuning).
 
     .venv/bin/python tests/benchmarks/ringelmann_corpus.py --set eval --out tests/benchmarks/out/corpus-eval
 
-writes ``<family>-<n>-<frame>.jpg`` and ``labels.jsonl`` (one passage a line).
+writes ``<family>-<n>-<frame>.jpg`` and ``labels.jsonl`` (one passage a line). ``--family``
+(repeatable) generates only those families, with the seeds they have in the full set.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -370,11 +372,13 @@ def _plume_alpha(w: int, h: int, pose: _Pose, plume: _Plume, k: int, rng: np.ran
 # --- files -------------------------------------------------------------------------------
 
 
-def generate(out: Path, which: str, per_family: int) -> list[Passage]:
+def generate(out: Path, which: str, per_family: int, families: Sequence[str] = FAMILIES) -> list[Passage]:
     out.mkdir(parents=True, exist_ok=True)
     passages = []
     with (out / "labels.jsonl").open("w") as labels:
         for f, family in enumerate(FAMILIES):
+            if family not in families:
+                continue
             for n in range(per_family):
                 seed = SETS[which] + 1000 * f + n
                 passage, frames = draw_passage(family, n, seed)
@@ -394,8 +398,9 @@ def main() -> None:
     parser.add_argument("--set", choices=sorted(SETS), default="eval", dest="which")
     parser.add_argument("--per-family", type=int, default=64)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--family", choices=FAMILIES, action="append", help="only these families (repeatable)")
     args = parser.parse_args()
-    passages = generate(args.out, args.which, args.per_family)
+    passages = generate(args.out, args.which, args.per_family, args.family or FAMILIES)
     print(f"{len(passages)} passages, {sum(p.frames for p in passages)} images in {args.out}")
 
 

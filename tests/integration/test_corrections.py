@@ -3,7 +3,7 @@ the strikes, cases and listings of both vehicles follow."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +12,9 @@ from sqlalchemy import select
 from core.audit import AuditRecord
 from core.registry import Vehicle
 from enforcement.models import Case, Listing, Penalty, Strike, Violation, ViolationCorrection
-from tests.factories import vehicle
+from tests.factories import event, vehicle
 from tests.integration.test_blacklist import d, put_fleets, put_vehicles, uscc, violate
+from tests.integration.test_judgement_over_time import EVENTS, HIGH, LOW, T0, view
 
 A, B = "苏B11111", "苏B22222"
 
@@ -200,3 +201,92 @@ def test_who_may_correct(app, client, two, officer, login):
     assert r.status_code == 422 and "reason" in r.get_json()["error"]["fields"]
     assert everything(app) == before
     assert correct(client, root, vid).status_code == 201
+
+
+def _timeline_grounding(app: Any, plate: str) -> set[int]:
+    """The events that ground a violation by the fold of the rule over the vehicle's timeline
+    as stored (valid measurements that are in it), in measurement order."""
+    from remote_sensing import judgement, limits
+    from remote_sensing.models import Event
+
+    rt = app.extensions["lantian"]
+    with rt.sessions() as s:
+        vid = s.scalar(select(Vehicle.id).where(Vehicle.plate == plate))
+        rows = s.scalars(select(Event).where(Event.vehicle_id == vid, Event.valid.is_(True),
+                                             Event.runs.is_not(None))).all()
+        timeline = sorted((judgement.Measurement(e.measured_at, e.id,
+                                                 frozenset(limits.measured_of(e.limits, e.payload["measurements"])),
+                                                 frozenset(e.exceeded)) for e in rows), key=judgement.order_key)
+    return {s.item.id for s in judgement.replay(timeline, None, rt.settings.policy, rt.tz) if s.judgement.judged}
+
+
+def _active_refs(app: Any, plate: str) -> set[int]:
+    with app.extensions["lantian"].sessions() as s:
+        vid = s.scalar(select(Vehicle.id).where(Vehicle.plate == plate))
+        return {int(v.source_ref) for v in s.scalars(select(Violation).where(
+            Violation.vehicle_id == vid, Violation.status == "active", Violation.source == "remote_sensing"))}
+
+
+def test_a_corrected_run_moves_with_its_violation_and_late_uploads_leave_it_alone(app, client, two, officer,
+                                                                                  station, drain):
+    def up(name: str, hours: float, measurements: dict, plate: str = A) -> int:
+        body = event(name, at=T0 + timedelta(hours=hours), plate=plate, measurements=measurements)
+        r = station.post_json(EVENTS, body)
+        assert r.status_code == 202, r.get_json()
+        drain()
+        return r.get_json()["id"]
+
+    x0, x2 = up("x0", 0, HIGH), up("x2", 2, HIGH)
+    up("x6", 6, HIGH)
+    assert x2 in _active_refs(app, A) and _active_refs(app, A) == _timeline_grounding(app, A)
+    with app.extensions["lantian"].sessions() as s:
+        v = s.scalars(select(Violation).where(Violation.source_ref == str(x2))).one()
+        assert v.details["events"] == [x0, x2]
+    r = correct(client, officer, v.id)
+    assert r.status_code == 201, r.get_json()
+    drain()  # the old vehicle's later measurements are re-judged without the moved ones
+    # The events keep their first verdicts (the plate as read and its match) and are the evidence.
+    assert view(station, x2)["vehicle"] == {"plate": A, "plate_color": "yellow", "match": "exact"}
+    evidence = client.get(f"/api/v1/violations/{v.id}", headers=officer).get_json()["evidence"]
+    assert [e["id"] for e in evidence["events"]] == [x0, x2]
+    # x6 leaned on x0 and x2: alone on A it is a first warning now.
+    assert _active_refs(app, A) == _timeline_grounding(app, A) == set()
+    # Late uploads for A that would have broken the corrected run (a pass at 1 h) or joined it
+    # (an exceedance at 2.5 h), and one (4 h) that completes a run of A's own (2.5 h, 4 h).
+    up("late-pass", 1, LOW)
+    completes = up("late-high", 4, HIGH)
+    up("late-high-2", 2.5, HIGH)
+    with app.extensions["lantian"].sessions() as s:
+        again = s.get(Violation, v.id)
+        b_id = s.scalar(select(Vehicle.id).where(Vehicle.plate == B))
+        assert (again.status, again.vehicle_id, again.case_id) == ("active", b_id, r.get_json()["violation"]["case_id"])
+        # Nothing grounded twice: x0 and x2 ground the corrected violation only.
+        refs = [int(x.source_ref) for x in s.scalars(select(Violation).where(Violation.source == "remote_sensing"))]
+        assert refs.count(x2) == 1 and x0 not in refs
+    assert _active_refs(app, A) == _timeline_grounding(app, A) == {completes}
+    # B's history is its own: the fold over its timeline, and the violation a person put there.
+    assert _active_refs(app, B) == _timeline_grounding(app, B) | {x2} == {x2}
+    up("y8", 8, HIGH, B)
+    assert _active_refs(app, B) == _timeline_grounding(app, B) | {x2} == {x2}
+
+
+def test_after_correcting_the_latest_run_the_next_measurement_continues_from_before_it(app, client, two, officer,
+                                                                                      station, drain):
+    def up(name: str, hours: float, measurements: dict) -> int:
+        r = station.post_json(EVENTS, event(name, at=T0 + timedelta(hours=hours), plate=A, measurements=measurements))
+        assert r.status_code == 202, r.get_json()
+        drain()
+        return r.get_json()["id"]
+
+    smoky = {"opacity_pct": 40.0, "no_ppm": 500}
+    up("o0", 0, smoky)  # an opacity run begins
+    up("x1", 1, HIGH)  # NO over the limit, opacity passes: the opacity run breaks
+    x2 = up("x2", 2, HIGH)  # the vehicle's latest item grounds the NO violation
+    with app.extensions["lantian"].sessions() as s:
+        v = s.scalars(select(Violation).where(Violation.source_ref == str(x2))).one()
+    assert correct(client, officer, v.id).status_code == 201
+    drain()
+    # Live traffic: without x1 and x2 the opacity run of o0 stands, so this completes it.
+    o3 = up("o3", 3, smoky)
+    assert view(station, o3)["judged"] == ["opacity_pct"]
+    assert _active_refs(app, A) == _timeline_grounding(app, A) == {o3}

@@ -79,3 +79,45 @@ def test_a_supervisory_test_violation_carries_the_test(client, login, runner):
     assert (test["kind"], test["method"], test["results"], test["passed"], test["location"]) == (
         "road_check", "free_acceleration", {"opacity_m1": 2.1}, False, "G2 K1203")
     assert "recorded_by" not in test  # evidence names no person
+
+
+def test_a_black_smoke_violation_carries_the_snapshot_and_its_review(app, client, login, make_station, drain):
+    from tests.integration.test_black_smoke import UPLOAD, jpeg, metadata, upload
+
+    smoke = make_station("BS001", kind="black_smoke")
+    r = upload(smoke, metadata("bs-1", plate=PLATE), [jpeg(), jpeg(seed=2)])
+    assert r.status_code == 202, r.get_json()
+    pk = r.get_json()["id"]
+    drain()
+    officer = login("env_officer", "320200", username="wang")
+    r = client.post(f"{UPLOAD}/{pk}/review", headers=officer,
+                    json={"decision": "confirm", "ringelmann": 4, "note": "dense plume"})
+    assert r.status_code == 200, r.get_json()
+    police = login("police")
+    (violation,) = client.get("/api/v1/violations", headers=police).get_json()["items"]
+    assert violation["source"] == "black_smoke" and violation["id"] == r.get_json()["violation_id"]
+    evidence = violation["evidence"]
+    snap, review = evidence["snapshot"], evidence["review"]
+    assert (snap["id"], snap["lane"], snap["camera_ringelmann"], snap["plate"]["number"]) == (pk, 2, 3, PLATE)
+    assert snap["station"]["code"] == "BS001" and snap["estimated_ringelmann"] is not None
+    assert snap["images"] == [f"{UPLOAD}/{pk}/images/0", f"{UPLOAD}/{pk}/images/1"]
+    assert (review["ringelmann"], review["note"]) == (4, "dense plume") and review["reviewed_at"]
+    assert "by" not in review and "events" not in evidence and "test" not in evidence  # evidence names no person
+    for n in range(2):  # what the evidence points at can be fetched
+        assert client.get(snap["images"][n], headers=police).status_code == 200
+    single = client.get(f"/api/v1/violations/{violation['id']}", headers=police).get_json()
+    assert single["evidence"] == evidence
+    (case,) = client.get("/api/v1/cases", headers=police).get_json()["items"]
+    assert case["violations"][0]["evidence"] == evidence
+    assert client.get(f"/api/v1/cases/{case['id']}", headers=police).get_json()["violations"][0]["evidence"] == evidence
+
+
+def test_a_supervisory_test_violation_shows_the_test_in_every_listing(client, login, runner):
+    loop = Loop(client, login, runner)
+    case_id = loop.open_case(results={"opacity_m1": 2.1})
+    (in_case,) = loop.case(case_id)["violations"]
+    police = login("police", username="police-evidence")
+    (listed,) = client.get("/api/v1/violations", headers=police).get_json()["items"]
+    single = client.get(f"/api/v1/violations/{listed['id']}", headers=police).get_json()
+    assert listed["evidence"] == single["evidence"] == in_case["evidence"]
+    assert set(listed["evidence"]) == {"test"} and listed["evidence"]["test"]["passed"] is False

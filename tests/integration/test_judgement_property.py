@@ -1,6 +1,6 @@
 """Through the real judge (and, in the PostgreSQL pass, real RQ workers): any arrival order
 and batch split of a history gives the violations, strikes and listings of judging it in
-measurement order."""
+measurement order, run resets (passing retests that close a case) included."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from sqlalchemy import func, select
 from core.registry import Vehicle
 from enforcement.listings import rolling_periods
 from enforcement.models import Listing, Strike, Violation
-from remote_sensing.judgement import Measurement, order_key, replay
-from remote_sensing.models import Event
+from remote_sensing.judgement import Measurement, Reset, order_key, replay
+from remote_sensing.models import Event, RunReset
 from tests.conftest import _clean
 from tests.factories import CST, event
+from tests.integration.test_cases import PLATE, Loop
 from workers import jobs
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -56,15 +57,17 @@ def histories(draw: Any) -> tuple[list[dict], list[list[int]]]:
     return items, batches
 
 
-def expected(items: list[dict], pks: list[int], policy: Any) -> tuple[set[int], dict[int, set[date]]]:
-    """Events that ground a violation, and each vehicle's strike days, by the fold in measurement order."""
+def expected(items: list[dict], pks: list[int], policy: Any,
+             resets: tuple[Reset, ...] = ()) -> tuple[set[int], dict[int, set[date]]]:
+    """Events that ground a violation, and each vehicle's strike days, by the fold in measurement
+    order (`resets` are vehicle 0's)."""
     grounding: set[int] = set()
     days: dict[int, set[date]] = {}
     for vehicle in {i["vehicle"] for i in items}:
-        timeline = sorted((Measurement(i["at"], pks[n], frozenset({"no_ppm"}),
-                                       frozenset({"no_ppm"}) if i["kind"] == "exceed" else frozenset())
-                           for n, i in enumerate(items) if i["vehicle"] == vehicle and i["kind"] != "invalid"),
-                          key=order_key)
+        timeline = sorted([*(Measurement(i["at"], pks[n], frozenset({"no_ppm"}),
+                                         frozenset({"no_ppm"}) if i["kind"] == "exceed" else frozenset())
+                             for n, i in enumerate(items) if i["vehicle"] == vehicle and i["kind"] != "invalid"),
+                           *(resets if vehicle == 0 else ())], key=order_key)
         for s in replay(timeline, None, policy, TZ):
             if s.judgement.judged:
                 grounding.add(s.item.id)
@@ -104,6 +107,7 @@ def test_arrival_order_does_not_change_the_outcome(app, make_station, drain, his
 
     grounding, days = expected(items, pks, rt.settings.policy)
     with rt.sessions() as s:
+        assert not s.scalars(select(RunReset.id)).all()
         vehicle_ids = {v.plate: v.id for v in s.scalars(select(Vehicle))}
         active = {int(v.source_ref) for v in s.scalars(select(Violation).where(Violation.status == "active"))}
         assert active == grounding
@@ -120,6 +124,82 @@ def test_arrival_order_does_not_change_the_outcome(app, make_station, drain, his
             want |= {(vid, p.start, p.end) for p in rolling_periods(
                 [tuple(h) for h in held], policy.strike_window_days_without_cycle, policy.strikes_threshold)}
         assert listed == want
+
+
+def upload(stations: list[Any], items: list[dict], ns: list[int], pks: list[int]) -> None:
+    """Upload the items `ns`, each from its station, one batch per station; note their ids in `pks`."""
+    by_station: dict[int, list[int]] = {}
+    for n in ns:
+        by_station.setdefault(items[n]["station"], []).append(n)
+    for station_no, group in sorted(by_station.items()):
+        bodies = []
+        for n in group:
+            measurements, extra = READINGS[items[n]["kind"]]
+            bodies.append(event(f"e{n}", at=items[n]["at"], plate=PLATES[items[n]["vehicle"]],
+                                measurements=measurements, **extra))
+        r = stations[station_no].post_json("/api/v1/remote-sensing/events/batch", {"events": bodies})
+        assert r.status_code == 200, r.get_json()
+        for n, result in zip(group, r.get_json()["results"], strict=True):
+            assert result["status"] == "received", result
+            pks[n] = result["id"]
+
+
+@st.composite
+def histories_with_a_repair(draw: Any) -> tuple[list[dict], list[list[int]], int, int]:
+    """A history of vehicle 0 (苏B12345), its arrival in batches, the item after which its
+    case is opened, repaired and closed by a passing retest (a run reset half an hour after
+    that item's measurement), and after how many batches that happens."""
+    items, batches = draw(histories())
+    index = {n: k for k, n in enumerate(n for n, i in enumerate(items) if i["vehicle"] == 0)}
+    items = [i for i in items if i["vehicle"] == 0]
+    batches = [kept for kept in ([index[n] for n in b if n in index] for b in batches) if kept]
+    return items, batches, draw(st.integers(0, len(items) - 1)), draw(st.integers(0, len(batches)))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(histories_with_a_repair())
+# The repair between two exceedances, recorded after both were judged: the run it ends is no violation.
+@example(([{"vehicle": 0, "station": 0, "kind": "exceed", "at": BASE + timedelta(days=1)},
+           {"vehicle": 0, "station": 1, "kind": "exceed", "at": BASE + timedelta(days=2)}], [[0, 1]], 0, 1))
+def test_arrival_order_does_not_change_the_outcome_with_a_verified_repair(app, make_station, drain, client, login,
+                                                                          runner, history):
+    """A retest is a person's act, recorded at some point of the uploads; the reset it makes is
+    at the retest's time in the timeline. Wherever it falls in the arrival order, the active
+    remote-sensing violations are those of the fold over the measurements and the reset."""
+    items, batches, after, when = history
+    _clean(app)
+    stations = [make_station("RS001"), make_station("RS002")]
+    loop = Loop(client, login, runner)
+    rt = app.extensions["lantian"]
+    pks: list[int] = [0] * len(items)
+    tested = items[after]["at"] + timedelta(minutes=30)
+
+    def repair() -> None:
+        case_id = loop.open_case(tested_at=(tested - timedelta(minutes=20)).isoformat())
+        assert loop.penalty(case_id).status_code == 201
+        assert loop.repair(completed_at=(tested - timedelta(minutes=10)).isoformat()).status_code == 201
+        r = client.post("/api/v1/retests", headers=loop.inspector, json={
+            "plate": PLATE, "plate_color": "yellow", "tested_at": tested.isoformat(), "method": "lug_down",
+            "results": {"opacity_pct": 8.0}, "passed": True})
+        assert r.status_code == 201, r.get_json()
+        drain()
+
+    for k, batch in enumerate(batches):
+        if k == when:
+            repair()
+        upload(stations, items, batch, pks)
+        drain()
+    if when == len(batches):
+        repair()
+    with rt.sessions() as s:
+        resets = tuple(Reset(at, pk) for pk, at in s.execute(
+            select(RunReset.id, RunReset.at).where(RunReset.cause == "retest_passed")))
+        assert [r.at for r in resets] == [tested]  # the retest closed the case: one verified repair
+        grounding, _ = expected(items, pks, rt.settings.policy, resets)
+        active = {int(v.source_ref) for v in s.scalars(select(Violation).where(
+            Violation.status == "active", Violation.source == "remote_sensing"))}
+    assert active == grounding
 
 
 def test_two_judges_at_once_give_the_outcome_of_judging_in_order(app, station, drain):

@@ -141,3 +141,14 @@ def test_a_late_event_stops_at_convergence() -> None:
     decisions, _ = reference([*items, Measurement(T0 + timedelta(days=10, hours=12), 5000, NO, frozenset()), *late],
                              policy)
     assert store.decisions() == decisions
+
+
+def test_a_mark_of_moved_evidence_ends_no_run() -> None:
+    """The run reset a correction queues changes nothing itself; a verified repair ends every run."""
+    policy, t0 = Policy(), datetime(2026, 11, 20, 9, tzinfo=TZ)
+    high = Measurement(t0, 1, frozenset({"no_ppm"}), frozenset({"no_ppm"}))
+    later = Measurement(t0 + timedelta(days=1), 2, frozenset({"no_ppm"}), frozenset({"no_ppm"}))
+    mark, repair = Reset(t0 + timedelta(hours=2), 1, ends_runs=False), Reset(t0 + timedelta(hours=2), 2)
+    assert [s.judgement.judged for s in replay([high, mark, later], None, policy, TZ)] == [[], [], ["no_ppm"]]
+    assert [s.judgement.judged for s in replay([high, repair, later], None, policy, TZ)] == [[], [], []]
+    assert [s.judgement.runs for s in replay([mark], None, policy, TZ)] == [{}]
