@@ -7,7 +7,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from core import audit, registry
+from core import registry
 from core.identity import Role
 from core.web import current_person, db, require_person
 from schemas.registry import FleetsIn, UpsertOut
@@ -25,10 +25,7 @@ def put_fleets(body: dict[str, Any]) -> registry.UpsertCount:
     A fleet is a transport enterprise, keyed by its 18-character unified social credit code.
     """
     session = db()
-    count = registry.upsert_fleets(session, body["fleets"])
-    codes = [f["code"] for f in body["fleets"]]
-    audit.append(session, actor=current_person().actor, action="registry.fleets_upserted", subject_type="registry",
-                 subject_id="fleets", data={"codes": codes[:50], "count": len(codes)})
+    count = registry.upsert_fleets(session, body["fleets"], actor=current_person().actor)
     session.commit()
     return count
 

@@ -44,7 +44,7 @@ from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from core.identity import Role
 from core.queue import enqueue_after_commit
-from core.registry import Vehicle
+from core.registry import Fleet, Vehicle
 from core.settings import Policy
 from enforcement import evidence
 from enforcement.models import ACTIVE, Case, Notice, Penalty, Repair, Retest, Violation
@@ -586,6 +586,7 @@ _VIOLATION_FIELDS: tuple[tuple[str, InstrumentedAttribute[Any]], ...] = (
     ("detected_on", Violation.detected_on), ("region", Violation.region), ("details", Violation.details),
     ("case_id", Violation.case_id), ("created_at", Violation.created_at), ("status", Violation.status),
     ("withdrawn_reason", Violation.withdrawn_reason), ("withdrawn_by_event", Violation.withdrawn_by_event),
+    ("use_nature", Violation.use_nature), ("fleet_code", Violation.fleet_id),  # the fleet's id, shown as its code
 )
 
 
@@ -635,6 +636,15 @@ def vehicles_by_id(session: Session, ids: Iterable[int]) -> dict[int, Row[Any]]:
     return {v.id: v for v in session.execute(_PLATES, {"ids": wanted})} if wanted else {}
 
 
+def fleet_codes(session: Session, ids: Iterable[int | None]) -> dict[int | None, str | None]:
+    """Each fleet id's code (None: no fleet), for the violations' fleets at detection."""
+    wanted = {fid for fid in ids if fid is not None}
+    found: dict[int | None, str | None] = {None: None}
+    if wanted:
+        found |= {fid: code for fid, code in session.execute(select(Fleet.id, Fleet.code).where(Fleet.id.in_(wanted)))}
+    return found
+
+
 def plate_of(vehicle: Vehicle | Row[Any]) -> dict[str, str]:
     return {"plate": vehicle.plate, "plate_color": vehicle.plate_color}
 
@@ -642,11 +652,13 @@ def plate_of(vehicle: Vehicle | Row[Any]) -> dict[str, str]:
 def present_violations(session: Session, violations: Sequence[Violation]) -> list[dict[str, Any]]:
     """Violation views with their vehicles and evidence, each kind read once for the page."""
     vehicles = vehicles_by_id(session, (v.vehicle_id for v in violations))
+    codes = fleet_codes(session, (v.fleet_id for v in violations))
     found = evidence.evidence_of(session, ((v.id, v.source, v.source_ref, v.details) for v in violations))
     views = []
     for violation in violations:
         view = {key: getattr(violation, col.key) for key, col in _VIOLATION_FIELDS}
         view["vehicle"] = plate_of(vehicles[violation.vehicle_id])  # replaced in place: the key keeps its position
+        view["fleet_code"] = codes[violation.fleet_id]
         views.append(view | {"evidence": found.get(violation.id, {})})
     return views
 
@@ -666,11 +678,13 @@ def present_cases(session: Session, cases: Sequence[Case], today: date) -> list[
                                            for views in violations.values() for v in views))
     records = {name: _views_by_case(session, children, ids) for name, children in _RECORDS.items()}
     vehicles = vehicles_by_id(session, (c.vehicle_id for c in cases))
+    codes = fleet_codes(session, (v["fleet_code"] for views in violations.values() for v in views))
     views = []
     for case in cases:
         plate = plate_of(vehicles[case.vehicle_id])
         for violation in violations[case.id]:
             violation["vehicle"] = plate
+            violation["fleet_code"] = codes[violation["fleet_code"]]
             violation["evidence"] = found.get(violation["id"], {})
         views.append({
             "id": case.id, "vehicle": plate, "region": case.region, "status": case.status,

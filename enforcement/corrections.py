@@ -30,7 +30,7 @@ from core import audit, regions
 from core.db import utcnow
 from core.errors import Conflict, NotFound, Unprocessable
 from core.queue import enqueue_after_commit
-from core.registry import Vehicle, lock_vehicles
+from core.registry import Vehicle, facts_on, lock_vehicles
 from core.settings import Policy
 from enforcement import cases, listings, withdrawals
 from enforcement.models import ACTIVE, Violation, ViolationCorrection
@@ -78,8 +78,9 @@ def correct_violation(
                                      reason=reason, corrected_by=actor, corrected_at=utcnow())
     session.add(correction)
     # The facts at detection are the new vehicle's now.
-    violation.vehicle_id, violation.vehicle_region = new.id, new.region
-    violation.fleet_id, violation.use_nature = new.fleet_id, new.use_nature
+    facts = facts_on(session, [(new, violation.detected_on)])[(new.id, violation.detected_on)]
+    violation.vehicle_id, violation.vehicle_region = new.id, facts.region
+    violation.fleet_id, violation.use_nature = facts.fleet_id, facts.use_nature
     session.flush()
     cause = withdrawals.Cause(CORRECTED, "penalty_on_corrected_violation", "case.violation_moved", actor)
     withdrawals.detach(session, violation, old.id, old_fleet_id, policy, cause)

@@ -4,8 +4,13 @@ Every listing is a function of the stored facts (strikes, violations, registry),
 incremental path (`on_violations`, `refresh_registry_listings`) and `recompute` share one
 evaluation per subject, `_evaluate_vehicle` and `_evaluate_fleet`, and reach the same
 state whatever order violations arrive in. An evaluation never removes an entry: it creates
-missing ones and updates the evidence of active ones; an entry stays until a person delists it,
-and a delisted entry is never re-created for the same subject, rule and period.
+missing ones and updates the evidence of active ones; an entry stays until a person delists it.
+After a delisting only strikes (fleet: violations) detected after it count toward a new entry
+for the same subject, rule and period (DOMAIN.md section 7, "Listings after a delisting").
+Strikes belong to the inspection cycle containing their day (`enforcement.cycles`); a fleet
+counts the violations detected while the vehicles belonged to it (`Violation.fleet_id`).
+`still_met` is the one answer to "does this entry's evidence still meet its rule", for the
+withdrawal and correction path and for `recompute`.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, tuple_, union
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, registry
 from core.db import insert_ignore, insert_ignore_returning, is_postgres, utcnow
 from core.plates import mask_plate
 from core.registry import Fleet, Vehicle
 from core.settings import Policy
-from enforcement import cases
+from enforcement import cases, cycles
 from enforcement.models import ACTIVE, Case, Listing, Strike, Violation
 
 BLACKLIST = "blacklist"
@@ -36,6 +41,8 @@ NO_REMOTE_OBD = "no_remote_obd"
 OVERDUE_CASE = "overdue_case"
 KEY_SUPERVISION_REASONS = (OVERDUE_CASE, NO_REMOTE_OBD, THREE_STRIKES)
 SYSTEM = "system:listings"
+# The delist reason of entries a recompute found unsupported: not a person's delisting.
+UNSUPPORTED = "not supported by the violation history under the current registry and policy"
 
 
 # --- pure rules ---------------------------------------------------------------------------
@@ -43,21 +50,55 @@ SYSTEM = "system:listings"
 
 @dataclass(frozen=True)
 class Period:
-    """A listing period (both ends inclusive) and the violation ids that ground it."""
+    """A listing period (both ends inclusive; no end: an open cycle) and the violation ids that ground it."""
 
     start: date
-    end: date
+    end: date | None
     evidence: tuple[int, ...]
 
 
-def cycle_period(
-    strikes: Sequence[tuple[date, int]], last_on: date, next_due_on: date, threshold: int
-) -> Period | None:
-    """Three strikes within one inspection cycle (last_on <= day < next_due_on)."""
-    inside = sorted(vid for day, vid in strikes if last_on <= day < next_due_on)
-    if len(inside) < threshold:
-        return None
-    return Period(last_on, next_due_on - timedelta(days=1), tuple(inside))
+@dataclass(frozen=True, order=True)
+class StrikeFact:
+    """A strike as the rules see it: its day, the violation holding it, the latest detection
+    of that day and the vehicle's use nature recorded at detection."""
+
+    day: date
+    violation_id: int
+    detected_at: datetime
+    use_nature: str | None
+
+
+def after_delisting(strikes: Sequence[StrikeFact], delisted_at: datetime | None) -> list[StrikeFact]:
+    """After a person delisted an entry, only strikes detected after that count toward a new one."""
+    return [s for s in strikes if delisted_at is None or s.detected_at > delisted_at]
+
+
+def list_kind_for(strikes: Sequence[StrikeFact], use_nature: str | None, registered: bool, plate_color: str) -> str:
+    """Blacklist for an operating vehicle, key supervision for any other.
+
+    The use nature is the one recorded at the latest of the strikes that knows it, else the
+    vehicle's current one (a provisional vehicle registered since); an outside vehicle on a
+    yellow plate is presumed operating.
+    """
+    known = [s.use_nature for s in sorted(strikes) if s.use_nature]
+    use = known[-1] if known else use_nature
+    if use is None and not registered and plate_color == "yellow":
+        use = "operating"
+    return BLACKLIST if use == "operating" else KEY_SUPERVISION
+
+
+def cycle_periods(strikes: Sequence[StrikeFact], cycle_pairs: Sequence[tuple[date, date]], threshold: int,
+                  delisted: dict[date, datetime]) -> list[tuple[Period, list[StrikeFact]]]:
+    """Each inspection cycle with `threshold` strikes counted in it (those after the latest
+    delisting of its entry, `delisted` by cycle start), with the strikes that ground it."""
+    found = []
+    grouped = cycles.by_window([s.day for s in strikes], cycle_pairs)
+    for window, positions in sorted(grouped.items()):
+        counted = after_delisting([strikes[i] for i in positions], delisted.get(window.start))
+        if len(counted) >= threshold:
+            evidence = tuple(sorted(s.violation_id for s in counted))
+            found.append((Period(window.start, window.last_day, evidence), counted))
+    return found
 
 
 def rolling_periods(strikes: Sequence[tuple[date, int]], window_days: int, threshold: int) -> list[Period]:
@@ -174,7 +215,7 @@ def _update_evidence(session: Session, entry: Listing, evidence: Iterable[int], 
 
 
 def _revise(session: Session, entry: Listing, period: Period, actor: str) -> bool:
-    """Move an active rolling entry to the period a late strike produced."""
+    """Move an active entry to the period a late strike (or the first cycle on record) produced."""
     current = (entry.period_start, entry.period_end, sorted(entry.evidence))
     if not entry.active or current == (period.start, period.end, list(period.evidence)):
         return False
@@ -213,65 +254,168 @@ def _lock(session: Session, model: Any, ids: Iterable[int]) -> None:
         session.execute(select(model.id).where(model.id.in_(ids)).order_by(model.id).with_for_update())
 
 
+def _strike_facts(session: Session, vehicle_id: int) -> list[StrikeFact]:
+    """The vehicle's strikes, each timed by the day's latest active violation: a late upload
+    adds violations, so it can only bring a day after a delisting, never take one back."""
+    latest = {day: at for day, at in session.execute(
+        select(Violation.detected_on, func.max(Violation.detected_at))
+        .where(Violation.vehicle_id == vehicle_id, Violation.status == ACTIVE).group_by(Violation.detected_on))}
+    rows = session.execute(
+        select(Strike.day, Strike.violation_id, Violation.use_nature)
+        .join(Violation, Violation.id == Strike.violation_id).where(Strike.vehicle_id == vehicle_id))
+    return sorted(StrikeFact(day, vid, latest[day], use) for day, vid, use in rows)
+
+
+def _delisted_at(entries: Iterable[Listing], start: date) -> datetime | None:
+    """When a person last delisted an entry of this period (a recompute's withdrawal is no delisting)."""
+    times = [e.delisted_at for e in entries if not e.active and e.period_start == start and e.delisted_at
+             and e.delist_reason != UNSUPPORTED]
+    return max(times) if times else None
+
+
+def _follow_kind(session: Session, entry: Listing, kind: str, actor: str) -> bool:
+    """The entry's list follows the vehicle's use nature (a provisional vehicle registered since)."""
+    if entry.list_kind == kind:
+        return False
+    before, entry.list_kind = entry.list_kind, kind
+    session.flush()
+    _entry_audit(session, entry, "listing.moved", actor, moved_from=before)
+    return True
+
+
+def _follow_end(session: Session, entry: Listing, end: date | None, actor: str) -> bool:
+    """An open (overdue) cycle's entry ends when a newer cycle is recorded."""
+    if entry.period_end == end:
+        return False
+    entry.period_end = end
+    _entry_audit(session, entry, "listing.revised", actor)
+    return True
+
+
 def _evaluate_vehicle(session: Session, vehicle: Vehicle, policy: Policy, out: Outcome, actor: str) -> None:
-    """Three strikes: blacklist for operating vehicles, key supervision for any other."""
-    strikes = [tuple(r) for r in session.execute(
-        select(Strike.day, Strike.violation_id).where(Strike.vehicle_id == vehicle.id))]
-    list_kind = BLACKLIST if vehicle.use_nature == "operating" else KEY_SUPERVISION
+    """Three strikes in an inspection cycle (or, with none on record, the rolling window)."""
+    strikes = _strike_facts(session, vehicle.id)
+    pairs = [(c.last_on, c.next_due_on) for c in registry.cycles_of(session, [vehicle.id]).get(vehicle.id, [])]
     existing = list(session.scalars(
         select(Listing).where(Listing.subject_type == "vehicle", Listing.subject_id == vehicle.id,
                               Listing.rule == THREE_STRIKES).order_by(Listing.period_start, Listing.id)))
-    common = {"list_kind": list_kind, "subject_type": "vehicle", "subject_id": vehicle.id, "rule": THREE_STRIKES,
-              "region": vehicle.region, "ratio": None, "actor": actor}
-    if vehicle.cycle_last_on and vehicle.cycle_next_due_on:
-        period = cycle_period(strikes, vehicle.cycle_last_on, vehicle.cycle_next_due_on, policy.strikes_threshold)
-        if period is None:
-            return
-        # Any entry for this cycle, in either list and even delisted, is the cycle's entry.
-        same = [e for e in existing if e.basis == "cycle" and e.period_start == period.start]
-        if not same:
-            entry = _create(session, basis="cycle", period=period, **common)
-            out.counts["created"] += 1
-            out.kept.add(entry.id)
-        for entry in same:
+    common = {"subject_type": "vehicle", "subject_id": vehicle.id, "rule": THREE_STRIKES, "region": vehicle.region,
+              "ratio": None, "actor": actor}
+
+    def kind(counted: Sequence[StrikeFact]) -> str:
+        return list_kind_for(counted, vehicle.use_nature, vehicle.registered, vehicle.plate_color)
+
+    if pairs:
+        cycle_entries = [e for e in existing if e.basis == "cycle"]
+        delisted = {e.period_start: at for e in cycle_entries if (at := _delisted_at(cycle_entries, e.period_start))}
+        for period, counted in cycle_periods(strikes, pairs, policy.strikes_threshold, delisted):
+            active = [e for e in cycle_entries if e.active and e.period_start == period.start]
+            if not active:  # strikes listed before any cycle was on record: that entry is this cycle's
+                active = [e for e in existing if e.active and e.basis == "rolling"
+                          and set(e.evidence) & set(period.evidence)][:1]
+                for entry in active:
+                    entry.basis = "cycle"
+                    out.counts["revised"] += _revise(session, entry, period, actor)
+                    cycle_entries.append(entry)
+            if not active:
+                entry = _create(session, list_kind=kind(counted), basis="cycle", period=period, **common)
+                out.counts["created"] += 1
+                out.kept.add(entry.id)
+                continue
+            entry, *twice = active  # twice: listed in both lists before the lists followed the use nature
+            for other in twice:
+                _merge(session, other, entry, actor)
             out.counts["evidence_updated"] += _update_evidence(session, entry, period.evidence, actor, keep=False)
+            out.counts["revised"] += _follow_end(session, entry, period.end, actor)
+            out.counts["moved"] += _follow_kind(session, entry, kind(counted), actor)
             out.kept.add(entry.id)
         return
     rolling = [e for e in existing if e.basis == "rolling"]
-    for i, period in enumerate(rolling_periods(strikes, policy.strike_window_days_without_cycle,
-                                               policy.strikes_threshold)):
+    by_id = {s.violation_id: s for s in strikes}
+    for i, period in enumerate(rolling_periods([(s.day, s.violation_id) for s in strikes],
+                                               policy.strike_window_days_without_cycle, policy.strikes_threshold)):
+        grounds = [by_id[vid] for vid in period.evidence]
         if i < len(rolling):
             out.counts["revised"] += _revise(session, rolling[i], period, actor)
+            if rolling[i].active:
+                out.counts["moved"] += _follow_kind(session, rolling[i], kind(grounds), actor)
             out.kept.add(rolling[i].id)
         else:
-            entry = _create(session, basis="rolling", period=period, **common)
+            entry = _create(session, list_kind=kind(grounds), basis="rolling", period=period, **common)
             out.counts["created"] += 1
             out.kept.add(entry.id)
 
 
-def _evaluate_fleet(session: Session, fleet: Fleet, year: int, policy: Policy, out: Outcome, actor: str) -> None:
-    """Ten percent: distinct violating vehicles of the year against the registered fleet."""
-    registered = session.scalar(
-        select(func.count()).select_from(Vehicle).where(Vehicle.fleet_id == fleet.id, Vehicle.registered.is_(True)))
+def _merge(session: Session, entry: Listing, into: Listing, actor: str) -> None:
+    """A second active entry of one subject, rule and period (both lists, before they followed
+    the use nature) gives way to the first: one entry, never two."""
+    entry.active, entry.delisted_at, entry.delisted_by = False, utcnow(), actor
+    entry.delist_reason = f"merged into entry {into.id} of the same subject, rule and period"
+    into.evidence = sorted(set(into.evidence) | set(entry.evidence))
+    session.flush()
+    _entry_audit(session, entry, "listing.merged", actor, reason=entry.delist_reason, into=into.id)
+
+
+def fleet_size(session: Session, fleet_id: int) -> int:
+    """N: the fleet's registered vehicles at evaluation."""
+    return session.scalar(select(func.count()).select_from(Vehicle).where(
+        Vehicle.fleet_id == fleet_id, Vehicle.registered.is_(True))) or 0
+
+
+def fleet_violations(session: Session, fleet_id: int, year: int, after: datetime | None) -> list[tuple[int, int]]:
+    """(violation, vehicle) of the active violations detected in `year` while the vehicle
+    belonged to the fleet (and after the last delisting): selling a truck does not clean the
+    seller's year, buying one imports nothing."""
     first, last = year_bounds(year)
-    rows = session.execute(
-        select(Violation.id, Violation.vehicle_id).join(Vehicle, Vehicle.id == Violation.vehicle_id).where(
-            Vehicle.fleet_id == fleet.id, Vehicle.registered.is_(True), Violation.status == ACTIVE,
-            Violation.detected_on >= first, Violation.detected_on <= last)).all()
-    violating = len({vehicle_id for _, vehicle_id in rows})
+    query = select(Violation.id, Violation.vehicle_id).where(
+        Violation.fleet_id == fleet_id, Violation.status == ACTIVE,
+        Violation.detected_on >= first, Violation.detected_on <= last)
+    if after is not None:
+        query = query.where(Violation.detected_at > after)
+    return [tuple(row) for row in session.execute(query)]
+
+
+def _fleet_entries(session: Session, fleet_id: int, start: date) -> list[Listing]:
+    return list(session.scalars(
+        select(Listing).where(Listing.subject_type == "fleet", Listing.subject_id == fleet_id,
+                              Listing.rule == FLEET_TEN_PERCENT, Listing.period_start == start)
+        .order_by(Listing.id)))
+
+
+def _evaluate_fleet(session: Session, fleet: Fleet, year: int, policy: Policy, out: Outcome, actor: str) -> None:
+    """Ten percent: distinct vehicles with a violation while in the fleet that year, against the fleet now."""
+    first, last = year_bounds(year)
+    entries = _fleet_entries(session, fleet.id, first)
+    rows = fleet_violations(session, fleet.id, year, _delisted_at(entries, first))
     period = Period(first, last, tuple(sorted(vid for vid, _ in rows)))
-    same = list(session.scalars(
-        select(Listing).where(Listing.subject_type == "fleet", Listing.subject_id == fleet.id,
-                              Listing.rule == FLEET_TEN_PERCENT, Listing.period_start == first)))
-    for entry in same:
+    active = [e for e in entries if e.active]
+    for entry in active:
         out.counts["evidence_updated"] += _update_evidence(session, entry, period.evidence, actor, keep=True)
         out.kept.add(entry.id)
-    if not same and ratio_reached(violating, registered, policy.fleet_ratio_threshold):
+    violating, registered = len({vehicle_id for _, vehicle_id in rows}), fleet_size(session, fleet.id)
+    if not active and ratio_reached(violating, registered, policy.fleet_ratio_threshold):
         entry = _create(session, list_kind=BLACKLIST, subject_type="fleet", subject_id=fleet.id,
                         rule=FLEET_TEN_PERCENT, basis="year", region=fleet.region, period=period,
                         ratio=violating / registered, actor=actor)
         out.counts["created"] += 1
         out.kept.add(entry.id)
+
+
+def still_met(session: Session, entry: Listing, policy: Policy) -> bool:
+    """Whether the entry's own period still holds enough active evidence for its rule, counted
+    as the evaluation counts it (strikes or fleet violations after the period's last delisting)."""
+    if entry.rule == THREE_STRIKES:
+        same = session.scalars(select(Listing).where(
+            Listing.subject_type == "vehicle", Listing.subject_id == entry.subject_id, Listing.rule == THREE_STRIKES,
+            Listing.basis == entry.basis, Listing.period_start == entry.period_start, Listing.id != entry.id))
+        end = entry.period_end or date.max
+        inside = [s for s in _strike_facts(session, entry.subject_id) if entry.period_start <= s.day <= end]
+        return len(after_delisting(inside, _delisted_at(same, entry.period_start))) >= policy.strikes_threshold
+    others = [e for e in _fleet_entries(session, entry.subject_id, entry.period_start) if e.id != entry.id]
+    rows = fleet_violations(session, entry.subject_id, entry.period_start.year,
+                            _delisted_at(others, entry.period_start))
+    return ratio_reached(len({vehicle_id for _, vehicle_id in rows}), fleet_size(session, entry.subject_id),
+                         policy.fleet_ratio_threshold)
 
 
 def on_violations(session: Session, made: Sequence[tuple[Violation, Vehicle]], policy: Policy) -> None:
@@ -291,8 +435,8 @@ def on_violations(session: Session, made: Sequence[tuple[Violation, Vehicle]], p
     vehicles = {vehicle.id: vehicle for _, vehicle in made}
     for vehicle_id in sorted(struck):  # a vehicle whose strikes did not change keeps its entries
         _evaluate_vehicle(session, vehicles[vehicle_id], policy, out, SYSTEM)
-    fleet_years = sorted({(vehicle.fleet_id, violation.detected_on.year)
-                          for violation, vehicle in made if vehicle.fleet_id is not None})
+    fleet_years = sorted({(violation.fleet_id, violation.detected_on.year)
+                          for violation, _ in made if violation.fleet_id is not None})
     _lock(session, Fleet, [fleet_id for fleet_id, _ in fleet_years])
     for fleet_id, year in fleet_years:
         fleet = session.get(Fleet, fleet_id)
@@ -310,10 +454,10 @@ def evaluate_vehicles(session: Session, vehicles: Sequence[Vehicle], policy: Pol
 
 
 def _fleet_years(session: Session, fleet_ids: Iterable[int]) -> list[tuple[int, int]]:
-    """Every (fleet, year) in which a vehicle now in the fleet has a violation."""
+    """Every (fleet, year) with a violation detected while a vehicle belonged to the fleet."""
     rows = session.execute(
-        select(Vehicle.fleet_id, Violation.detected_on).distinct().join(Vehicle, Vehicle.id == Violation.vehicle_id)
-        .where(Vehicle.fleet_id.in_(list(fleet_ids)), Violation.status == ACTIVE)).all()
+        select(Violation.fleet_id, Violation.detected_on).distinct()
+        .where(Violation.fleet_id.in_(list(fleet_ids)), Violation.status == ACTIVE)).all()
     return sorted({(fid, day.year) for fid, day in rows})
 
 
@@ -355,9 +499,10 @@ def recompute(session: Session, policy: Policy, actor: str = "cli:recompute") ->
     """Rebuild strikes and listings from the violation history under the current registry.
 
     Strikes are rebuilt from scratch; every vehicle with strikes and every (fleet, year) with
-    violations is evaluated as the incremental path does. Active entries that the history no
-    longer supports are deactivated (kept, for the audit trail), never deleted; delisted
-    entries are left as the people who delisted them decided.
+    violations is evaluated as the incremental path does. An active entry that neither the
+    evaluation nor its own period (`still_met`: a past cycle's listing stays) supports is
+    deactivated (kept, for the audit trail), never deleted; delisted entries are left as the
+    people who delisted them decided.
     """
     session.execute(delete(Strike))
     rows = session.execute(
@@ -379,16 +524,15 @@ def recompute(session: Session, policy: Policy, actor: str = "cli:recompute") ->
     fleet_years = _fleet_years(session, fleet_ids)
     for fleet_id, year in fleet_years:
         _evaluate_fleet(session, session.get(Fleet, fleet_id), year, policy, out, actor)
-    stale = session.scalars(select(Listing).where(Listing.active.is_(True), Listing.id.not_in(out.kept or {0})))
-    for entry in stale:
-        entry.active, entry.delisted_at, entry.delisted_by = False, utcnow(), actor
-        entry.delist_reason = "not supported by the violation history under the current registry and policy"
+    unkept = session.scalars(select(Listing).where(Listing.active.is_(True), Listing.id.not_in(out.kept or {0})))
+    for entry in [e for e in unkept if not still_met(session, e, policy)]:
+        entry.active, entry.delisted_at, entry.delisted_by, entry.delist_reason = False, utcnow(), actor, UNSUPPORTED
         _entry_audit(session, entry, "listing.withdrawn", actor, reason=entry.delist_reason)
         out.counts["withdrawn"] += 1
     session.flush()
     active = session.scalar(select(func.count()).select_from(Listing).where(Listing.active.is_(True)))
     return {"strikes": len(strikes), "vehicles_evaluated": len(vehicle_ids), "fleet_years_evaluated": len(fleet_years),
-            "created": out.counts["created"], "revised": out.counts["revised"],
+            "created": out.counts["created"], "revised": out.counts["revised"], "moved": out.counts["moved"],
             "evidence_updated": out.counts["evidence_updated"], "withdrawn": out.counts["withdrawn"],
             "active": active or 0}
 

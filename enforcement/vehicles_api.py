@@ -22,10 +22,12 @@ blp = Blueprint("vehicles", __name__, url_prefix="/api/v1/vehicles", description
 def get_vehicle(query: dict[str, Any], plate: str) -> dict[str, Any]:
     """One vehicle's status.
 
-    Its registry fields, open case, violations this inspection cycle, listings and key-supervision reasons.
+    Its registry fields, open case, strikes in its current inspection cycle (`cycle_violations`),
+    listings and key-supervision reasons; with `history=true` also the registry's versions and every
+    inspection cycle on record.
     """
     session = read_db()
     vehicle = registry.find_vehicle(session, plates.clean_plate(plate), query.get("plate_color"))
     if vehicle is None or not current_person().sees(vehicle.region):
         raise NotFound("no such vehicle", code="vehicle_not_found")
-    return vehicle_status.status(session, vehicle)
+    return vehicle_status.status(session, vehicle, with_history=query["history"])

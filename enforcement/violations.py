@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.db import insert_ignore_returning, utcnow
-from core.registry import Vehicle, lock_fleets, lock_vehicles
+from core.registry import Vehicle, cycles_of, facts_on, lock_fleets, lock_vehicles
 from core.settings import Policy
-from enforcement import cases, listings, withdrawals
-from enforcement.models import ACTIVE, WITHDRAWN, Violation
+from enforcement import cases, cycles, listings, withdrawals
+from enforcement.models import ACTIVE, WITHDRAWN, Strike, Violation
 from remote_sensing.processing import Batch, Judged
 
 
@@ -43,16 +43,18 @@ def record_violations(
     if not items:
         return []
     lock_vehicles(session, {item.vehicle.id for item in items})
-    lock_fleets(session, (item.vehicle.fleet_id for item in items))
+    # The registry as it stood on the day of detection (its versions), not as it stands now.
+    facts = facts_on(session, ((item.vehicle, item.detected_at.astimezone(tz).date()) for item in items))
+    at = [facts[(item.vehicle.id, item.detected_at.astimezone(tz).date())] for item in items]
+    lock_fleets(session, (f.fleet_id for f in at))
     inserted = insert_ignore_returning(
         session, Violation.__table__,
         [{
             "vehicle_id": item.vehicle.id, "source": item.source, "source_ref": item.source_ref,
             "detected_at": item.detected_at, "detected_on": item.detected_at.astimezone(tz).date(),
             "region": item.vehicle.region, "details": item.details, "created_at": utcnow(),
-            "vehicle_region": item.vehicle.region, "fleet_id": item.vehicle.fleet_id,
-            "use_nature": item.vehicle.use_nature,
-        } for item in items],
+            "vehicle_region": f.region, "fleet_id": f.fleet_id, "use_nature": f.use_nature,
+        } for item, f in zip(items, at, strict=True)],
         ["source", "source_ref"], [Violation.id, Violation.source, Violation.source_ref],
     )
     if not inserted:
@@ -204,18 +206,21 @@ def violations_query(f: ViolationFilter) -> Select[Any]:
     return stmt
 
 
-def cycle_window(vehicle: Vehicle, today: date, policy: Policy) -> tuple[date, date]:
-    """[start, end) of the vehicle's current inspection cycle, or the last N days up to today without one."""
-    if vehicle.cycle_last_on and vehicle.cycle_next_due_on:
-        return vehicle.cycle_last_on, vehicle.cycle_next_due_on
-    return today - timedelta(days=policy.strike_window_days_without_cycle - 1), today + timedelta(days=1)
+def cycle_window(session: Session, vehicle: Vehicle, today: date, policy: Policy) -> cycles.Window:
+    """The vehicle's current inspection cycle (an open one when overdue), or the last N days up
+    to today without any cycle on record."""
+    pairs = [(c.last_on, c.next_due_on) for c in cycles_of(session, [vehicle.id]).get(vehicle.id, [])]
+    window = cycles.window_of(today, pairs)
+    if window is None:
+        start = today - timedelta(days=policy.strike_window_days_without_cycle - 1)
+        return cycles.Window(start, today + timedelta(days=1))
+    return window
 
 
 def cycle_violations(session: Session, vehicle: Vehicle, today: date, policy: Policy) -> int:
-    start, end = cycle_window(vehicle, today, policy)
-    return session.scalar(
-        select(func.count()).select_from(Violation).where(
-            Violation.vehicle_id == vehicle.id, Violation.detected_on >= start, Violation.detected_on < end,
-            Violation.status == ACTIVE,
-        )
-    ) or 0
+    """Strikes in the current cycle (DOMAIN.md section 7, "Counting for the plans' targets")."""
+    window = cycle_window(session, vehicle, today, policy)
+    query = select(func.count()).select_from(Strike).where(Strike.vehicle_id == vehicle.id, Strike.day >= window.start)
+    if window.end is not None:
+        query = query.where(Strike.day < window.end)
+    return session.scalar(query) or 0

@@ -154,24 +154,10 @@ def _review_listings(session: Session, withdrawn: list[Violation], policy: Polic
         grounded = ids & set(entry.evidence)
         if entry.review_required or entry.id in kept or not grounded:
             continue
-        if entry.basis != "rolling" and _still_met(session, entry, policy):
+        if entry.basis != "rolling" and listings.still_met(session, entry, policy):
             continue  # another cycle's or year's entry that still holds
         listings.flag_for_review(session, entry, actor, grounded)
     session.flush()
-
-
-def _still_met(session: Session, entry: Listing, policy: Policy) -> bool:
-    """Whether the entry's own period still holds enough active evidence for its rule."""
-    if entry.rule == listings.THREE_STRIKES:
-        end = entry.period_end or date.max
-        strikes = session.scalar(select(func.count()).select_from(Strike).where(
-            Strike.vehicle_id == entry.subject_id, Strike.day >= entry.period_start, Strike.day <= end))
-        return (strikes or 0) >= policy.strikes_threshold
-    registered = session.scalar(select(func.count()).select_from(Vehicle).where(
-        Vehicle.fleet_id == entry.subject_id, Vehicle.registered.is_(True))) or 0
-    violating = session.scalar(select(func.count(func.distinct(Violation.vehicle_id))).where(
-        Violation.id.in_(entry.evidence), Violation.status == ACTIVE, Violation.fleet_id == entry.subject_id)) or 0
-    return listings.ratio_reached(violating, registered, policy.fleet_ratio_threshold)
 
 
 def detach(session: Session, violation: Violation, vehicle_id: int, fleet_id: int | None, policy: Policy,

@@ -187,6 +187,12 @@ class ViolationOut(Schema):
     status = fields.String()
     withdrawn_reason = fields.String(allow_none=True)
     withdrawn_by_event = fields.Integer(allow_none=True)
+    use_nature = fields.String(allow_none=True, metadata=doc(
+        "The vehicle's use nature when the violation was detected (`operating`, `non_operating`; null: not "
+        "known, e.g. an outside vehicle).", "operating"))
+    fleet_code = fields.String(allow_none=True, metadata=doc(
+        "The fleet the vehicle belonged to when the violation was detected (the ten percent rule counts it "
+        "there, whatever fleet the vehicle is in now); null: none.", "91320200MA1XXXXXXW"))
     # remote_sensing: {"events": [...]} (the judged run); black_smoke: {"snapshot", "review"};
     # road_check / depot_check: {"test"} (enforcement.evidence)
     evidence = fields.Dict()

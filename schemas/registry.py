@@ -57,6 +57,23 @@ class CycleIn(Schema):
             raise ValidationError({"next_due_on": ["must be after last_on"]})
 
 
+class CyclesField(fields.Field):
+    """One cycle object or a list of past and current cycles; loads as a list."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        many = isinstance(value, list)
+        if not many and not isinstance(value, dict):
+            raise ValidationError("must be a cycle object or a list of them")
+        if many and len(value) > 50:
+            raise ValidationError("at most 50 cycles")
+        loaded = CycleIn(many=many).load(value)
+        cycles = loaded if many else [loaded]
+        starts = [c["last_on"] for c in cycles]
+        if len(starts) != len(set(starts)):
+            raise ValidationError("a last_on appears twice")
+        return cycles
+
+
 class VehicleIn(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -85,8 +102,14 @@ class VehicleIn(Schema):
     fleet_code = fields.String(allow_none=True, validate=validate_uscc,
                                metadata=doc("Unified social credit code of the vehicle's fleet (register the fleet "
                                             "first).", examples.USCC))
-    inspection_cycle = fields.Nested(CycleIn, allow_none=True,
-                                     metadata=doc("The current periodic inspection cycle.", examples.CYCLE))
+    inspection_cycle = CyclesField(allow_none=True,
+                                   metadata=doc("The current periodic inspection cycle, or a list of past and current "
+                                                "cycles (`last_on`, `next_due_on` each). A cycle never replaces "
+                                                "another: a new `last_on` adds one, a known one corrects its "
+                                                "`next_due_on`.", examples.CYCLE))
+    valid_from = Day(load_default=None,
+                     metadata=doc("Local day from which this body's fleet, use nature, fuel type and region hold "
+                                  "(default: today). Not after today.", "2026-11-01"))
     remote_obd = fields.Boolean(allow_none=True,
                                 metadata=doc("Whether the vehicle reports through remote on-board diagnostics.", True))
 
@@ -134,3 +157,6 @@ class VehicleQuery(Schema):
     plate_color = fields.String(load_default=None, validate=validate.OneOf(PLATE_COLORS),
                                 metadata=doc("Plate colour, when the plate number exists in several colours.",
                                              "yellow"))
+    history = fields.Boolean(load_default=False,
+                             metadata=doc("Add `history`: the versions of fleet, use nature, fuel type and region "
+                                          "with the day each holds from, and every inspection cycle.", True))

@@ -63,7 +63,7 @@ class Bench:
                           calibrated_until=date(2100, 1, 1), calibrated_from=date(1980, 1, 1)))
             cycle = {"last_on": date(2026, 3, 10), "next_due_on": date(2027, 3, 10)}
             upsert_vehicles(s, [vehicle(PLATE, fuel_type="diesel", registered_on=date(2019, 5, 1),
-                                        inspection_cycle=cycle)])
+                                        inspection_cycle=cycle)], today=date(2026, 3, 10), actor="bench")
         with self.sessions() as s:
             self.station_id = s.scalar(select(Station.id))
 

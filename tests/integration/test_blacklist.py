@@ -168,14 +168,16 @@ def test_re_registered_as_non_operating_lists_on_key_supervision_from_then_on(ap
         ("blacklist", d("2026-03-10"), True), ("key_supervision", d("2027-03-10"), True)]
 
 
-def test_a_new_cycle_in_the_registry_counts_earlier_strikes_at_once(app, client, transport):
+def test_an_overdue_inspection_never_makes_a_vehicle_immune(app, client, transport):
     put_vehicles(client, transport, vehicle(plate(1), inspection_cycle={"last_on": "2025-03-10",
                                                                         "next_due_on": "2026-03-10"}))
     for day in ("2026-04-01", "2026-04-02", "2026-04-03"):
         violate(app, plate(1), d(day))
-    assert entries(app) == []
-    put_vehicles(client, transport, vehicle(plate(1)))
-    assert len(entries(app, active=True)) == 1
+    (entry,) = entries(app)  # the open cycle from the due day on
+    assert (entry.period_start, entry.period_end, entry.active) == (d("2026-03-10"), None, True)
+    put_vehicles(client, transport, vehicle(plate(1)))  # renewed on the due day: the same cycle's entry
+    (entry,) = entries(app)
+    assert (entry.period_start, entry.period_end, entry.active) == (d("2026-03-10"), d("2027-03-09"), True)
 
 
 def test_later_strikes_in_the_cycle_join_the_evidence_never_a_second_entry(app, client, transport):
@@ -185,7 +187,7 @@ def test_later_strikes_in_the_cycle_join_the_evidence_never_a_second_entry(app, 
     assert sorted(entry.evidence) == ids
 
 
-def test_delisted_then_a_new_violation_in_the_same_period_is_not_relisted(app, client, transport, login):
+def test_delisted_then_one_new_strike_in_the_same_period_does_not_relist(app, client, transport, login):
     put_vehicles(client, transport, vehicle(plate(1)))
     for day in ("2026-04-01", "2026-04-02", "2026-04-03"):
         violate(app, plate(1), d(day))
@@ -256,19 +258,32 @@ def test_fleet_evidence_grows_and_the_ratio_stays_as_listed(app, client, transpo
     assert entry.ratio == 0.1 and sorted(entry.evidence) == ids
 
 
-def test_a_vehicle_moving_between_fleets(app, client, transport):
+def test_selling_a_violator_keeps_the_sellers_year_and_buying_imports_nothing(app, client, transport):
     a = fleet_of(client, transport, 1, 11, 100)
-    fleet_of(client, transport, 2, 10, 200)
-    violate(app, a[0], d("2026-05-01"))
+    fleet_of(client, transport, 2, 9, 200)
+    first = violate(app, a[0], d("2026-05-01"))
     assert entries(app, rule="fleet_ten_percent") == []  # 1 of 11
-    # The violating vehicle joins fleet 2 (now 1 of 11 there), and fleet 1 is left with 0 of 10.
-    put_vehicles(client, transport, vehicle(a[0], fleet_code=uscc(2)))
-    assert entries(app, rule="fleet_ten_percent") == []
-    # A clean vehicle leaves fleet 1 for fleet 2: fleet 1 has 0 of 9, fleet 2 has 1 of 12.
-    put_vehicles(client, transport, vehicle(a[1], fleet_code=None))
-    violate(app, a[2], d("2026-05-02"))  # fleet 1: 1 of 9
+    # Fleet 1 sells the violator to fleet 2: it still had it when detected, now 1 of 10 = 10%.
+    put_vehicles(client, transport, vehicle(a[0], fleet_code=uscc(2), valid_from="2026-06-01"))
     (entry,) = entries(app, rule="fleet_ten_percent")
-    assert entry.ratio == pytest.approx(1 / 9)
+    assert (entry.subject_id, entry.ratio, entry.evidence) == (1, 0.1, [first])
+    # Fleet 2 (now 10 vehicles) imported nothing; the truck's next violation is its own.
+    assert entries(app, rule="fleet_ten_percent", subject_id=2) == []
+    again = violate(app, a[0], d("2026-06-02"))
+    (second,) = entries(app, rule="fleet_ten_percent", subject_id=2)
+    assert (second.ratio, second.evidence) == (0.1, [again])
+    assert entries(app, rule="fleet_ten_percent", subject_id=1)[0].evidence == [first]
+
+
+def test_a_late_violation_from_before_a_sale_counts_for_the_seller(app, client, transport):
+    a = fleet_of(client, transport, 1, 10, 100)
+    fleet_of(client, transport, 2, 20, 200)
+    put_vehicles(client, transport, vehicle(a[0], fleet_code=uscc(2), valid_from="2026-06-01"))
+    violate(app, a[0], d("2026-05-31"))  # uploaded after the sale, detected before it: fleet 1's (1 of 9)
+    (entry,) = entries(app)
+    assert (entry.subject_type, entry.subject_id) == ("fleet", 1)
+    violate(app, a[0], d("2026-06-01"))  # the day of the sale: fleet 2's, 1 of 21
+    assert len(entries(app)) == 1
 
 
 def test_a_fleet_reaches_ten_percent_when_a_clean_vehicle_leaves(app, client, transport):

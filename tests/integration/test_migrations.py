@@ -130,3 +130,29 @@ def test_0009_plates_opens_an_interval_for_each_suspended_station(scratch):
         assert tuple(v) == (1, "active", 2)
         for table in ("violation_corrections", "suspected_clones"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+
+
+def test_0010_registry_makes_the_current_row_the_first_version_and_cycle(scratch):
+    upgrade(scratch, "0009_plates")
+    with connect(scratch) as conn:
+        _seed_0005(conn)
+        conn.execute(text("UPDATE vehicles SET cycle_last_on = '2026-03-10', cycle_next_due_on = '2027-03-10', "
+                          "registered_on = '2019-05-01'"))
+        conn.execute(text(
+            "INSERT INTO vehicles (id, plate, plate_color, plate_key, registered, region, created_at, updated_at) "
+            f"VALUES (2, '苏E99999', 'blue', 'K2', false, '320500', '{NOW}', '{NOW}')"))  # provisional
+        conn.execute(text("INSERT INTO strikes (id, vehicle_id, day, violation_id) VALUES (1, 1, '2026-11-20', 1)"))
+    upgrade(scratch, "0010_registry")
+    with connect(scratch) as conn:
+        versions = conn.execute(text(
+            "SELECT vehicle_id, valid_from, fleet_id, use_nature, fuel_type, region FROM vehicle_versions")).all()
+        assert [(r[0], str(r[1])[:10], *r[2:]) for r in versions] == [
+            (1, "2019-05-01", 1, "operating", "diesel", "320281")]
+        cycles = conn.execute(text("SELECT vehicle_id, last_on, next_due_on FROM inspection_cycles")).all()
+        assert [(r[0], str(r[1])[:10], str(r[2])[:10]) for r in cycles] == [(1, "2026-03-10", "2027-03-10")]
+        v = conn.execute(text("SELECT vehicle_id, status, case_id, fleet_id FROM violations")).one()
+        assert tuple(v) == (1, "active", 2, None)  # as seeded: its facts at detection are not rewritten
+        assert conn.execute(text("SELECT count(*) FROM strikes")).scalar_one() == 1
+        listing = conn.execute(text("SELECT active, evidence FROM listings")).one()
+        assert bool(listing[0]) and "1" in str(listing[1])
+        assert conn.execute(text("SELECT count(*) FROM vehicles")).scalar_one() == 2

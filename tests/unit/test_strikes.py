@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from core.settings import Policy
-from enforcement.listings import cycle_period, lacks_remote_obd, ratio_reached, rolling_periods, year_bounds
+from enforcement.listings import (
+    StrikeFact,
+    after_delisting,
+    cycle_periods,
+    lacks_remote_obd,
+    list_kind_for,
+    ratio_reached,
+    rolling_periods,
+    year_bounds,
+)
 
 D = date(2026, 5, 1)
 LAST, NEXT = date(2026, 3, 10), date(2027, 3, 10)
@@ -19,20 +28,58 @@ def days(*offsets: int) -> list[tuple[date, int]]:
     return [(D + timedelta(days=o), i + 1) for i, o in enumerate(offsets)]
 
 
+def facts(*pairs: tuple[date, int]) -> list[StrikeFact]:
+    return [StrikeFact(day, vid, datetime.combine(day, time(9), UTC), "operating") for day, vid in pairs]
+
+
 def test_two_strikes_in_a_cycle_do_not_list_three_do():
-    assert cycle_period(days(0, 1), LAST, NEXT, 3) is None
-    period = cycle_period(days(0, 1, 2), LAST, NEXT, 3)
-    assert period is not None and period.evidence == (1, 2, 3)
+    assert cycle_periods(facts(*days(0, 1)), [(LAST, NEXT)], 3, {}) == []
+    ((period, counted),) = cycle_periods(facts(*days(0, 1, 2)), [(LAST, NEXT)], 3, {})
+    assert period.evidence == (1, 2, 3) and len(counted) == 3
     assert (period.start, period.end) == (LAST, NEXT - timedelta(days=1))
 
 
 def test_cycle_bounds_last_on_counts_next_due_on_does_not():
-    before = [(LAST - timedelta(days=1), 1), (LAST + timedelta(days=5), 2), (LAST + timedelta(days=6), 3)]
-    assert cycle_period(before, LAST, NEXT, 3) is None
-    on_first_day = [(LAST, 1), (LAST + timedelta(days=5), 2), (LAST + timedelta(days=6), 3)]
-    assert cycle_period(on_first_day, LAST, NEXT, 3).evidence == (1, 2, 3)
-    on_due_day = [(NEXT, 1), (LAST + timedelta(days=5), 2), (LAST + timedelta(days=6), 3)]
-    assert cycle_period(on_due_day, LAST, NEXT, 3) is None
+    before = facts((LAST - timedelta(days=1), 1), (LAST + timedelta(days=5), 2), (LAST + timedelta(days=6), 3))
+    assert cycle_periods(before, [(LAST, NEXT)], 3, {}) == []
+    on_first_day = facts((LAST, 1), (LAST + timedelta(days=5), 2), (LAST + timedelta(days=6), 3))
+    assert cycle_periods(on_first_day, [(LAST, NEXT)], 3, {})[0][0].evidence == (1, 2, 3)
+    on_due_day = facts((NEXT, 1), (LAST + timedelta(days=5), 2), (LAST + timedelta(days=6), 3))
+    assert cycle_periods(on_due_day, [(LAST, NEXT)], 3, {}) == []
+
+
+def test_three_strikes_in_an_old_cycle_list_that_cycle():
+    renewed = [(LAST, NEXT), (NEXT, date(2028, 3, 10))]
+    late = facts((NEXT - timedelta(days=3), 1), (NEXT - timedelta(days=2), 2), (NEXT - timedelta(days=1), 3),
+                 (NEXT, 4))
+    ((period, _),) = cycle_periods(late, renewed, 3, {})
+    assert (period.start, period.end, period.evidence) == (LAST, NEXT - timedelta(days=1), (1, 2, 3))
+
+
+def test_after_a_delisting_only_later_strikes_count():
+    strikes = facts(*days(0, 1, 2, 3, 4))
+    delisted = {LAST: strikes[2].detected_at + timedelta(hours=1)}  # after the third strike
+    assert cycle_periods(strikes, [(LAST, NEXT)], 3, delisted) == []  # two strikes after it
+    more = strikes + facts((D + timedelta(days=5), 6))
+    ((period, _),) = cycle_periods(more, [(LAST, NEXT)], 3, delisted)
+    assert period.evidence == (4, 5, 6)
+    at_the_instant = {LAST: strikes[3].detected_at}  # detected at the very instant: not after
+    assert after_delisting(strikes, at_the_instant[LAST]) == strikes[4:]
+
+
+@pytest.mark.parametrize("known, current, registered, color, kind", [
+    (["operating"], "non_operating", True, "yellow", "blacklist"),  # the use at detection decides
+    (["non_operating", "operating"], "non_operating", True, "blue", "blacklist"),  # the latest strike's
+    ([None], "operating", True, "blue", "blacklist"),  # provisional then, registered operating since
+    ([None], "non_operating", True, "yellow", "key_supervision"),
+    ([None], None, False, "yellow", "blacklist"),  # outside, yellow plate: presumed operating
+    ([None], None, False, "blue", "key_supervision"),
+    ([None], None, True, "yellow", "key_supervision"),  # registered with no use nature: no presumption
+])
+def test_list_kind_follows_the_use_nature(known, current, registered, color, kind):
+    strikes = [StrikeFact(D + timedelta(days=i), i, datetime(2026, 5, 1, tzinfo=UTC), use)
+               for i, use in enumerate(known)]
+    assert list_kind_for(strikes, current, registered, color) == kind
 
 
 def test_rolling_window_is_365_days_up_to_the_strike():
