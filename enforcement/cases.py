@@ -612,7 +612,8 @@ def record_overdue(session: Session, today: date, *, actor: str = "system:overdu
 _VIOLATION_FIELDS: tuple[tuple[str, InstrumentedAttribute[Any]], ...] = (
     ("id", Violation.id), ("vehicle", Violation.vehicle_id), ("source", Violation.source),
     ("source_ref", Violation.source_ref), ("detected_at", Violation.detected_at),
-    ("detected_on", Violation.detected_on), ("region", Violation.region), ("details", Violation.details),
+    ("detected_on", Violation.detected_on), ("region", Violation.region),
+    ("vehicle_region", Violation.vehicle_region), ("details", Violation.details),
     ("case_id", Violation.case_id), ("created_at", Violation.created_at), ("status", Violation.status),
     ("withdrawn_reason", Violation.withdrawn_reason), ("withdrawn_by_event", Violation.withdrawn_by_event),
 )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, plates, regions
 from core.db import insert_ignore, utcnow
-from core.errors import Conflict, Forbidden
+from core.errors import Conflict, Unprocessable
 from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
 from enforcement import violations
@@ -41,7 +41,7 @@ def place_of_test(actor: Actor, region: str | None) -> str | None:
     if region is None:
         return actor.scope
     if not regions.contains(actor.scope, region):
-        raise Forbidden(f"region {region} is outside your region {actor.scope}", code="outside_your_region")
+        raise Unprocessable("the test lies outside your region", fields={"region": ["is outside your region"]})
     return region
 
 
