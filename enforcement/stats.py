@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from core.identity import Station
 from core.registry import Vehicle
 from core.settings import Policy
-from enforcement.cases import cases_query, in_region, overdue_clause
+from enforcement.cases import cases_query, in_region, overdue_clause, violation_in_region
 from enforcement.models import ACTIVE, Case, Listing, SupervisoryTest, Violation
 from enforcement.targets import Period, at_least, heating_season, month_of, ratio, share_at_least
 from remote_sensing.models import CONFIRMED, PROCESSED, Event, Snapshot
@@ -127,7 +127,7 @@ def supervision(
     violations = dict(session.execute(
         select(Violation.source, func.count())
         .where(Violation.status == ACTIVE, Violation.detected_at >= start, Violation.detected_at < end,
-               *where.where(Violation.region))
+               violation_in_region(where.scope), violation_in_region(where.region))
         .group_by(Violation.source)
     ).all())
 

@@ -130,3 +130,13 @@ def test_the_detection_region_may_correct_the_violation(client, login, jiangyin,
     r = client.post(f"/api/v1/violations/{violation_id}/correction", json=body, headers=jiangyin.officer)
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["violation"]["region"] == JIANGYIN  # where it was detected does not move
+
+
+def test_the_figures_count_what_the_lists_show(client, login, police, jiangyin):
+    jiangyin.supervisory_test()
+    for region, n in ((JIANGYIN, 1), (BINHU, 1), (SUZHOU, 0)):
+        reader = police(region)
+        supervision = client.get("/api/v1/stats/supervision", headers=reader).get_json()
+        assert supervision["violations_by_source"] == ({"road_check": 1} if n else {}), region
+        enforcement = client.get("/api/v1/stats/enforcement", headers=reader).get_json()
+        assert enforcement["cases"]["open"] == n, (region, enforcement)
