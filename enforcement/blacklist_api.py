@@ -118,7 +118,7 @@ def public_blacklist(args: dict[str, Any]) -> dict[str, Any]:
     session = read_db()
     rows, next_cursor = page(session, _public_stmt(args), Listing.listed_at, Listing.id,
                              limit=args["limit"], cursor=args["cursor"])
-    return {"items": listings.entry_views(session, rows, public=True), "next_cursor": next_cursor}
+    return {"items": listings.entry_views(session, rows, public_tz=runtime().tz), "next_cursor": next_cursor}
 
 
 CSV_COLUMNS = ("subject_type", "plate", "plate_color", "fleet_code", "fleet_name", "rule", "listed_on")
@@ -136,7 +136,7 @@ def public_blacklist_csv(args: dict[str, Any]) -> Response:
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for view in listings.entry_views(session, rows, public=True):
+    for view in listings.entry_views(session, rows, public_tz=runtime().tz):
         s = view["subject"]
         writer.writerow([safe_cell(cell) for cell in (
             s["type"], s.get("plate", ""), s.get("plate_color", ""), s.get("code", ""), s.get("name", ""),

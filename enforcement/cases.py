@@ -36,7 +36,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, func, not_, select, true
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, exists, func, not_, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session, object_session
 
 from core import audit, regions, registry
@@ -172,6 +172,35 @@ def in_region(column: InstrumentedAttribute[Any], scope: str | None) -> ColumnEl
     return column.startswith(regions.region_prefix(scope), autoescape=True)
 
 
+def violation_in_region(scope: str | None) -> ColumnElement[bool]:
+    """A violation belongs where it was detected and to the vehicle's registration region
+    (DOMAIN.md section 7, "Jurisdiction"): either within `scope` makes it visible."""
+    if scope is None:
+        return true()
+    return or_(in_region(Violation.region, scope), in_region(Violation.vehicle_region, scope))
+
+
+def case_in_region(scope: str | None) -> ColumnElement[bool]:
+    """A case's regions are its vehicle's (`Case.region`) and those of its violations: an
+    EXISTS over the case's violations (ix on `case_id`), so nothing is stored twice."""
+    if scope is None:
+        return true()
+    return or_(in_region(Case.region, scope),
+               exists().where(Violation.case_id == Case.id, violation_in_region(scope)))
+
+
+def violation_visible(violation: Violation, scope: str | None) -> bool:
+    """Python form of `violation_in_region`."""
+    return regions.contains(scope, violation.region) or regions.contains(scope, violation.vehicle_region)
+
+
+def case_visible(session: Session, case: Case, scope: str | None) -> bool:
+    """Python form of `case_in_region` for one case."""
+    if regions.contains(scope, case.region):
+        return True
+    return bool(session.scalar(select(exists().where(Violation.case_id == case.id, violation_in_region(scope)))))
+
+
 def local_today(tz: ZoneInfo) -> date:
     """The calendar day that deadlines are counted in (settings.timezone)."""
     return datetime.now(tz).date()
@@ -191,9 +220,9 @@ def cases_query(
     *, scope: str | None, today: date, status: str | None = None, overdue: bool | None = None,
     region: str | None = None,
 ) -> Select[Any]:
-    stmt = select(Case).where(in_region(Case.region, scope))
+    stmt = select(Case).where(case_in_region(scope))
     if region:
-        stmt = stmt.where(in_region(Case.region, region))
+        stmt = stmt.where(case_in_region(region))
     if status:
         stmt = stmt.where(Case.status == status)
     if overdue is not None:
@@ -209,7 +238,7 @@ def served_case(session: Session, plate: str, plate_color: str, scope: str | Non
     """The open case of a vehicle an M or I station serves: only within the station's region."""
     vehicle = registry.find_vehicle(session, plate, plate_color)
     case = open_case_of(session, vehicle.id) if vehicle is not None else None
-    if case is None or not regions.contains(scope, case.region):
+    if case is None or not case_visible(session, case, scope):
         raise NotFound("the vehicle has no open case in your region", code="no_open_case")
     return case
 
@@ -217,7 +246,7 @@ def served_case(session: Session, plate: str, plate_color: str, scope: str | Non
 def visible_case(session: Session, case_id: int, scope: str | None) -> Case:
     """The case, or 404 when it does not exist or lies outside the reader's region."""
     case = session.get(Case, case_id)
-    if case is None or not regions.contains(scope, case.region):
+    if case is None or not case_visible(session, case, scope):
         raise NotFound("no such case", code="case_not_found")
     return case
 
@@ -397,7 +426,7 @@ def _locked_open_case(session: Session, plate: str, plate_color: str, scope: str
         raise NotFound("no such vehicle", code="vehicle_not_found")
     registry.lock_vehicles(session, [vehicle.id])
     case = open_case_of(session, vehicle.id)
-    if case is None or not regions.contains(scope, case.region):
+    if case is None or not case_visible(session, case, scope):
         raise NotFound("the vehicle has no open case", code="no_open_case")
     return case
 
@@ -583,7 +612,8 @@ def record_overdue(session: Session, today: date, *, actor: str = "system:overdu
 _VIOLATION_FIELDS: tuple[tuple[str, InstrumentedAttribute[Any]], ...] = (
     ("id", Violation.id), ("vehicle", Violation.vehicle_id), ("source", Violation.source),
     ("source_ref", Violation.source_ref), ("detected_at", Violation.detected_at),
-    ("detected_on", Violation.detected_on), ("region", Violation.region), ("details", Violation.details),
+    ("detected_on", Violation.detected_on), ("region", Violation.region),
+    ("vehicle_region", Violation.vehicle_region), ("details", Violation.details),
     ("case_id", Violation.case_id), ("created_at", Violation.created_at), ("status", Violation.status),
     ("withdrawn_reason", Violation.withdrawn_reason), ("withdrawn_by_event", Violation.withdrawn_by_event),
     ("use_nature", Violation.use_nature), ("fleet_code", Violation.fleet_id),  # the fleet's id, shown as its code

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from core import audit, regions
+from core import audit
 from core.db import utcnow
 from core.errors import Conflict, NotFound, Unprocessable
 from core.queue import enqueue_after_commit
@@ -55,7 +55,7 @@ def correct_violation(
     """Move the violation to the vehicle of (`plate`, `plate_color`); the caller commits, so a
     refusal (raised before any consequence is written) leaves everything as it was."""
     violation = session.get(Violation, violation_id)
-    if violation is None or not regions.contains(scope, violation.region):
+    if violation is None or not cases.violation_visible(violation, scope):
         raise NotFound("no such violation", code="violation_not_found")
     if violation.status != ACTIVE:
         raise Conflict(f"violation {violation_id} is {violation.status}: only an active one can be moved",

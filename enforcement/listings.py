@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, or_, select, tuple_, union
 from sqlalchemy.orm import Session
@@ -556,8 +557,10 @@ def delist(session: Session, entry: Listing, *, reason: str, actor: str) -> List
 # --- reading ------------------------------------------------------------------------------
 
 
-def entry_views(session: Session, entries: Sequence[Listing], *, public: bool = False) -> list[dict[str, Any]]:
-    """Entries as the API shows them; `public` masks plates and drops evidence (disclosure)."""
+def entry_views(session: Session, entries: Sequence[Listing], *,
+                public_tz: ZoneInfo | None = None) -> list[dict[str, Any]]:
+    """Entries as the API shows them; for the public disclosure (`public_tz`: the local time
+    its dates are in) plates are masked and evidence dropped."""
     vehicle_ids = {e.subject_id for e in entries if e.subject_type == "vehicle"}
     fleet_ids = {e.subject_id for e in entries if e.subject_type == "fleet"}
     vehicles = {v.id: v for v in session.scalars(select(Vehicle).where(Vehicle.id.in_(vehicle_ids)))} \
@@ -567,14 +570,14 @@ def entry_views(session: Session, entries: Sequence[Listing], *, public: bool = 
     for e in entries:
         if e.subject_type == "vehicle":
             v = vehicles[e.subject_id]
-            subject = {"type": "vehicle", "plate": mask_plate(v.plate) if public else v.plate,
+            subject = {"type": "vehicle", "plate": mask_plate(v.plate) if public_tz else v.plate,
                        "plate_color": v.plate_color}
         else:
             f = fleets[e.subject_id]
             subject = {"type": "fleet", "code": f.code, "name": f.name}
         view: dict[str, Any] = {"id": e.id, "list_kind": e.list_kind, "subject": subject, "rule": e.rule}
-        if public:
-            view["listed_on"] = e.listed_at.date()
+        if public_tz is not None:
+            view["listed_on"] = e.listed_at.astimezone(public_tz).date()
         else:
             view.update({"listed_at": e.listed_at, "period": {"start": e.period_start, "end": e.period_end},
                          "evidence": sorted(e.evidence), "ratio": e.ratio, "active": e.active,

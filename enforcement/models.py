@@ -42,6 +42,7 @@ class Violation(Base):
         Index("ix_violations_vehicle_time", "vehicle_id", "detected_at"),
         Index("ix_violations_time", "detected_at", "id"),
         Index("ix_violations_region_time", "region", "detected_at", "id"),
+        Index("ix_violations_vehicle_region_time", "vehicle_region", "detected_at", "id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
@@ -49,7 +50,7 @@ class Violation(Base):
     source_ref: Mapped[str] = mapped_column(String(64))
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     detected_on: Mapped[date] = mapped_column(Date)  # local calendar day of detection
-    region: Mapped[str | None] = mapped_column(String(6))
+    region: Mapped[str | None] = mapped_column(String(6))  # where it was detected
     details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from core import registry
+from core import registry, registry_scope
 from core.errors import Unprocessable
 from core.identity import Role
 from core.web import current_person, db, require_person, runtime
@@ -20,15 +20,18 @@ blp = Blueprint("registry_vehicles", __name__, url_prefix="/api/v1/registry", de
 @require_person(Role.TRANSPORT)
 @blp.arguments(VehiclesIn)
 @blp.response(200, UpsertOut)
+@blp.alt_response(403, description="forbidden, outside_your_region (the whole batch refused, nothing stored)")
 def put_vehicles(body: dict[str, Any]) -> registry.UpsertCount:
     """Create or update registered vehicles by plate and plate colour (up to 5,000 a call).
 
     Fleets named by `fleet_code` must exist first. Fleet, use nature, fuel type and region are kept
     as versions from `valid_from` (default today); inspection cycles accumulate. Listings that depend
-    on them are re-evaluated; every change is audited.
+    on them are re-evaluated; every change is audited. A writer with a region writes only vehicles
+    of it, into it (403 `outside_your_region`, the whole batch refused, nothing stored).
     """
     session = db()
     vehicles = body["vehicles"]
+    registry_scope.check_vehicles(session, current_person().scope, vehicles)
     unknown = registry.missing_fleets(session, {v["fleet_code"] for v in vehicles if v.get("fleet_code")})
     if unknown:
         raise Unprocessable(

@@ -101,7 +101,7 @@ def review(
             detected_at=snapshot.captured_at,
             details={"snapshot_id": snapshot.id, "ringelmann": ringelmann, "estimated": snapshot.estimated_level,
                      "camera": snapshot.camera_ringelmann, "limit": policy.black_smoke_ringelmann_limit},
-            policy=policy, tz=tz, actor=reviewer.actor,
+            region=snapshot.region, policy=policy, tz=tz, actor=reviewer.actor,
         )
         # The status guard above makes this the first review, so the violation is new.
         assert violation is not None

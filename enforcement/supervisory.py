@@ -36,7 +36,8 @@ def vehicle_for(session: Session, plate: str, plate_color: str, region: str | No
 
 
 def place_of_test(actor: Actor, region: str | None) -> str | None:
-    """Where the test took place: the body's region, within the officer's own, else the officer's."""
+    """Where the test took place: the body's region, within the officer's own, else the
+    officer's (None for an officer without one: then the vehicle's, see `record_test`)."""
     if region is None:
         return actor.scope
     if not regions.contains(actor.scope, region):
@@ -64,6 +65,7 @@ def record_test(
     """
     where = place_of_test(actor, region)
     vehicle = vehicle_for(session, plate, plate_color, where)
+    where = where or vehicle.region
     lock_vehicles(session, [vehicle.id])  # the replay check and the insert must not race
     stored = session.scalar(select(SupervisoryTest).where(
         SupervisoryTest.vehicle_id == vehicle.id, SupervisoryTest.kind == kind, SupervisoryTest.method == method,
@@ -91,6 +93,6 @@ def record_test(
     violation = violations.record_violation(
         session, vehicle=vehicle, source=kind, source_ref=str(test.id), detected_at=tested_at,
         details={"test_id": test.id, "method": method, "results": results, "location": location},
-        policy=policy, tz=tz, actor=actor.name,
+        region=test.region, policy=policy, tz=tz, actor=actor.name,
     )
     return Recorded(test, violation, replayed=False)

@@ -13,22 +13,26 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.db import insert_ignore_returning, utcnow
+from core.identity import Station
 from core.registry import Vehicle, cycles_of, facts_on, lock_fleets, lock_vehicles
 from core.settings import Policy
 from enforcement import cases, cycles, listings, withdrawals
 from enforcement.models import ACTIVE, WITHDRAWN, Strike, Violation
+from remote_sensing.models import Event
 from remote_sensing.processing import Batch, Judged
 
 
 @dataclass(frozen=True)
 class NewViolation:
-    """What a source found: `source_ref` names its record, so a retry makes no second violation."""
+    """What a source found: `source_ref` names its record, so a retry makes no second violation;
+    `region` is where it was detected (the station's, a test's), None: the vehicle's."""
 
     vehicle: Vehicle
     source: str
     source_ref: str
     detected_at: datetime
     details: dict[str, Any]
+    region: str | None = None
 
 
 def record_violations(
@@ -52,7 +56,7 @@ def record_violations(
         [{
             "vehicle_id": item.vehicle.id, "source": item.source, "source_ref": item.source_ref,
             "detected_at": item.detected_at, "detected_on": item.detected_at.astimezone(tz).date(),
-            "region": item.vehicle.region, "details": item.details, "created_at": utcnow(),
+            "region": item.region or f.region, "details": item.details, "created_at": utcnow(),
             "vehicle_region": f.region, "fleet_id": f.fleet_id, "use_nature": f.use_nature,
         } for item, f in zip(items, at, strict=True)],
         ["source", "source_ref"], [Violation.id, Violation.source, Violation.source_ref],
@@ -97,12 +101,13 @@ def record_violation(
     source_ref: str,
     detected_at: datetime,
     details: dict[str, Any],
+    region: str | None = None,
     policy: Policy,
     tz: ZoneInfo,
     actor: str,
 ) -> Violation | None:
     """One violation (a supervisory test, a confirmed snapshot); None when its record already made one."""
-    item = NewViolation(vehicle, source, source_ref, detected_at, details)
+    item = NewViolation(vehicle, source, source_ref, detected_at, details, region)
     return record_violations(session, [item], policy=policy, tz=tz, actor=actor)[0]
 
 
@@ -130,9 +135,11 @@ def record_remote_sensing(session: Session, batch: Batch, policy: Policy, tz: Zo
     _join_cases_and_list(session, [(v, j.vehicle) for v, j in again], policy, actor="system:judge")
 
     fresh = [j for j in batch.judged if str(j.event_id) not in stored]
+    where = _measured_in(session, {j.event_id for j in fresh})
     made = record_violations(
         session,
-        [NewViolation(j.vehicle, "remote_sensing", str(j.event_id), j.measured_at, _details(j, batch.policy_digest))
+        [NewViolation(j.vehicle, "remote_sensing", str(j.event_id), j.measured_at, _details(j, batch.policy_digest),
+                      where[j.event_id])
          for j in fresh],
         policy=policy, tz=tz, actor="system:judge",
     )
@@ -153,6 +160,15 @@ def _details(judged: Judged, policy_digest: str) -> dict[str, Any]:
     """What grounds the violation: the judged run's events in measurement order, its pollutants, the policy."""
     return {"event_id": judged.event_id, "events": judged.events, "pollutants": judged.pollutants,
             "policy": policy_digest}
+
+
+def _measured_in(session: Session, event_ids: set[int]) -> dict[int, str]:
+    """The region of each event's station: a remote-sensing violation is detected where the
+    exceedance that completed its run was measured."""
+    if not event_ids:
+        return {}
+    return dict(session.execute(select(Event.id, Station.region).join(Station, Station.id == Event.station_id)
+                                .where(Event.id.in_(sorted(event_ids)))).all())
 
 
 def _remote_sensing_by_ref(session: Session, refs: set[str]) -> dict[str, Violation]:
@@ -181,9 +197,9 @@ class ViolationFilter:
 
 
 def violations_query(f: ViolationFilter) -> Select[Any]:
-    stmt = select(Violation).where(cases.in_region(Violation.region, f.scope))
-    if f.region:
-        stmt = stmt.where(cases.in_region(Violation.region, f.region))
+    stmt = select(Violation).where(cases.violation_in_region(f.scope))
+    if f.region:  # the same rule as the scope: detected there or registered there
+        stmt = stmt.where(cases.violation_in_region(f.region))
     if f.plate or f.plate_color:
         stmt = stmt.join(Vehicle, Vehicle.id == Violation.vehicle_id)
         if f.plate:

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from core import regions
 from core.errors import NotFound
 from core.identity import Role
 from core.pagination import page, walk
@@ -49,7 +48,7 @@ def get_violation(violation_id: int) -> dict[str, Any]:
     """Read one violation with its evidence."""
     session = db()
     violation = session.get(Violation, violation_id)
-    if violation is None or not regions.contains(current_person().scope, violation.region):
+    if violation is None or not cases.violation_visible(violation, current_person().scope):
         raise NotFound("no such violation", code="violation_not_found")
     return cases.present_violations(session, [violation])[0]
 

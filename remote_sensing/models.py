@@ -24,6 +24,9 @@ class PolicyRecord(Base):
     first_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+_TESTED = "status = 'processed' AND valid IS TRUE AND vehicle_id IS NOT NULL"
+
+
 class Event(Base):
     __tablename__ = "rs_events"
     __table_args__ = (
@@ -35,6 +38,17 @@ class Event(Base):
         ),
         Index("ix_rs_events_vehicle_time", "vehicle_id", "measured_at"),
         Index("ix_rs_events_station_time", "station_id", "measured_at"),
+        # The supervision figures (enforcement.stats) read a month of events from these alone:
+        # the vehicles validly measured (quotas, diesel coverage), and the counts by station,
+        # validity and verdict.
+        Index(
+            "ix_rs_events_tested", "measured_at", "vehicle_id", "station_id",
+            postgresql_where=text(_TESTED), sqlite_where=text(_TESTED),
+        ),
+        Index(
+            "ix_rs_events_measured", "measured_at", "station_id", "valid", "verdict",
+            postgresql_where=text("status = 'processed'"), sqlite_where=text("status = 'processed'"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))

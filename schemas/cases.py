@@ -180,7 +180,10 @@ class ViolationOut(Schema):
     source_ref = fields.String()
     detected_at = AwareDateTime()
     detected_on = fields.Date()
-    region = fields.String(allow_none=True)
+    region = fields.String(allow_none=True, metadata=doc("Where it was detected: the station's region, a test's.",
+                                                         "320281"))
+    vehicle_region = fields.String(allow_none=True, metadata=doc("The vehicle's registration region at detection.",
+                                                                 "320205"))
     details = fields.Dict()
     case_id = fields.Integer(allow_none=True)
     created_at = AwareDateTime()

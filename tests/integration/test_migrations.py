@@ -156,3 +156,26 @@ def test_0010_registry_makes_the_current_row_the_first_version_and_cycle(scratch
         listing = conn.execute(text("SELECT active, evidence FROM listings")).one()
         assert bool(listing[0]) and "1" in str(listing[1])
         assert conn.execute(text("SELECT count(*) FROM vehicles")).scalar_one() == 2
+
+
+def test_0011_jurisdiction_moves_each_violation_to_where_it_was_detected(scratch):
+    upgrade(scratch, "0010_registry")
+    with connect(scratch) as conn:
+        _seed_0005(conn)  # violation 1: a road check of a 320281 vehicle
+        conn.execute(text(
+            "INSERT INTO supervisory_tests (id, vehicle_id, kind, method, tested_at, results, passed, region, "
+            f"recorded_by, created_at) VALUES (1, 1, 'road_check', 'free_acceleration', '{NOW}', '{{}}', false, "
+            f"'320205', 'u', '{NOW}'), (2, 1, 'road_check', 'lug_down', '{NOW}', '{{}}', false, NULL, 'u', '{NOW}')"))
+        conn.execute(text(
+            "INSERT INTO rs_events (id, station_id, event_id, body_hash, payload, measured_at, received_at, status)"
+            f" VALUES (10, 1, 'e10', 'h', '{{}}', '{NOW}', '{NOW}', 'processed')"))
+        conn.execute(text(
+            "INSERT INTO violations (id, vehicle_id, source, source_ref, detected_at, detected_on, region, "
+            "vehicle_region, details, case_id, created_at, status) VALUES "
+            f"(2, 1, 'remote_sensing', '10', '{NOW}', '2026-11-20', '320281', '320281', '{{}}', 2, '{NOW}', 'active'),"
+            f"(3, 1, 'road_check', '2', '{NOW}', '2026-11-20', '320281', '320281', '{{}}', 2, '{NOW}', 'active')"))
+    upgrade(scratch, "0011_jurisdiction")
+    with connect(scratch) as conn:
+        rows = conn.execute(text("SELECT id, region, vehicle_region FROM violations ORDER BY id")).all()
+        # The test's region, the station's; a test recorded without a region keeps what it had.
+        assert [tuple(r) for r in rows] == [(1, "320205", None), (2, "320200", "320281"), (3, "320281", "320281")]

@@ -45,8 +45,9 @@ def test_failed_test_creates_a_violation_with_the_test_kind(app, loop, client, l
     assert body["vehicle"] == {"plate": PLATE, "plate_color": "yellow"}
     assert isinstance(body["violation_id"], int) and isinstance(body["case_id"], int)
     items = client.get(VIOLATIONS, headers=loop.police).get_json()["items"]
-    assert [(v["id"], v["source"], v["source_ref"], v["region"]) for v in items] == [
-        (body["violation_id"], "depot_check", str(body["id"]), "320281")
+    # Detected where the officer of 320200 tested it; registered in 320281.
+    assert [(v["id"], v["source"], v["source_ref"], v["region"], v["vehicle_region"]) for v in items] == [
+        (body["violation_id"], "depot_check", str(body["id"]), "320200", "320281")
     ]
 
 
@@ -85,6 +86,16 @@ def test_unknown_plate_makes_a_provisional_vehicle_in_the_officers_region(app, l
     # An officer without a region places the test where the body says.
     r = loop.supervisory_test(plate="浙A54321", headers=login("env_officer"), region="320281")
     assert r.status_code == 201 and r.get_json()["region"] == "320281"
+    violation = client.get(f"{VIOLATIONS}/{r.get_json()['violation_id']}", headers=loop.police).get_json()
+    assert (violation["region"], violation["vehicle_region"]) == ("320281", "320281")
+
+
+def test_without_a_region_of_their_own_an_officer_tests_in_the_vehicles_region(app, loop, login, client):
+    register(client, login, vehicle(region="320205"))
+    r = loop.supervisory_test(headers=login("police", username="p-all"))
+    assert r.status_code == 201 and r.get_json()["region"] == "320205"
+    violation = client.get(f"{VIOLATIONS}/{r.get_json()['violation_id']}", headers=loop.police).get_json()
+    assert violation["region"] == "320205"
 
 
 def test_police_may_record_tests_and_the_region_must_be_their_own(loop, login):
