@@ -296,7 +296,7 @@ def _follow_end(session: Session, entry: Listing, end: date | None, actor: str) 
 def _evaluate_vehicle(session: Session, vehicle: Vehicle, policy: Policy, out: Outcome, actor: str) -> None:
     """Three strikes in an inspection cycle (or, with none on record, the rolling window)."""
     strikes = _strike_facts(session, vehicle.id)
-    pairs = [(c.last_on, c.next_due_on) for c in registry.cycles_of(session, [vehicle.id]).get(vehicle.id, [])]
+    pairs = registry.cycle_pairs(session, vehicle.id)
     existing = list(session.scalars(
         select(Listing).where(Listing.subject_type == "vehicle", Listing.subject_id == vehicle.id,
                               Listing.rule == THREE_STRIKES).order_by(Listing.period_start, Listing.id)))

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.db import insert_ignore_returning, utcnow
 from core.identity import Station
-from core.registry import Vehicle, cycles_of, facts_on, lock_fleets, lock_vehicles
+from core.registry import Vehicle, cycle_pairs, facts_on, lock_fleets, lock_vehicles
 from core.settings import Policy
 from enforcement import cases, cycles, listings, withdrawals
 from enforcement.models import ACTIVE, WITHDRAWN, Strike, Violation
@@ -225,7 +225,7 @@ def violations_query(f: ViolationFilter) -> Select[Any]:
 def cycle_window(session: Session, vehicle: Vehicle, today: date, policy: Policy) -> cycles.Window:
     """The vehicle's current inspection cycle (an open one when overdue), or the last N days up
     to today without any cycle on record."""
-    pairs = [(c.last_on, c.next_due_on) for c in cycles_of(session, [vehicle.id]).get(vehicle.id, [])]
+    pairs = cycle_pairs(session, vehicle.id)
     window = cycles.window_of(today, pairs)
     if window is None:
         start = today - timedelta(days=policy.strike_window_days_without_cycle - 1)
