@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
 from flask import Response, jsonify, stream_with_context
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
+from sqlalchemy.orm import Session
 
 from core.identity import Role
 from core.pagination import page, walk
@@ -50,9 +51,20 @@ def no_future(body: dict[str, Any], *names: str) -> None:
             not_in_future(body[name], tolerance, name)
 
 
-def export(fmt: str, name: str, rows: Iterable[list[exports.Cell]]) -> Response:
-    """A spreadsheet streamed to the client (the request's session stays open while it streams)."""
-    response = Response(stream_with_context(exports.chunks(fmt, rows, name)), mimetype=exports.MEDIA_TYPES[fmt])
+def export(fmt: str, name: str, rows: Iterable[list[exports.Cell]], session: Session) -> Response:
+    """A spreadsheet streamed to the client, reading through `session` as it goes.
+
+    Flask tears the request down once before the body streams (closing the request's session,
+    which the stream's first read then reopens) and again after it, when `g` no longer holds
+    the session: so the stream closes it itself, or its transaction would stay open until the
+    session is garbage collected (holding locks that block, for one, a TRUNCATE)."""
+    def body() -> Iterator[bytes]:
+        try:
+            yield from exports.chunks(fmt, rows, name)
+        finally:
+            session.close()
+
+    response = Response(stream_with_context(body()), mimetype=exports.MEDIA_TYPES[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response
 
@@ -75,7 +87,7 @@ def list_cases(query: dict[str, Any]) -> Response:
             return {"plates": cases.vehicles_by_id(session, (c.vehicle_id for c in rows)), "tz": runtime().tz,
                     "overdue": lambda c: cases.is_overdue(c, now)}
         pages = walk(session, stmt, Case.opened_at, Case.id, size=exports.PAGE_ROWS)
-        return export(query["format"], "cases", exports.table(pages, exports.CASE_COLUMNS, context))
+        return export(query["format"], "cases", exports.table(pages, exports.CASE_COLUMNS, context), session)
     rows, cursor = page(session, stmt, Case.opened_at, Case.id, limit=query["limit"], cursor=query["cursor"])
     # The views already are CasePage's dump (see enforcement.cases, presenting), so the page
     # skips it: a Response passes flask-smorest untouched, and CasePage still documents it.

@@ -35,7 +35,8 @@ def list_violations(query: dict[str, Any]) -> Any:
         def context(rows: Any) -> dict[str, Any]:
             return {"plates": cases.vehicles_by_id(session, (v.vehicle_id for v in rows)), "tz": runtime().tz}
         pages = walk(session, stmt, Violation.detected_at, Violation.id, size=exports.PAGE_ROWS)
-        return export(query["format"], "violations", exports.table(pages, exports.VIOLATION_COLUMNS, context))
+        return export(query["format"], "violations", exports.table(pages, exports.VIOLATION_COLUMNS, context),
+                      session)
     rows, cursor = page(session, stmt, Violation.detected_at, Violation.id, limit=query["limit"],
                         cursor=query["cursor"])
     return {"items": cases.present_violations(session, rows), "next_cursor": cursor}

@@ -70,3 +70,16 @@ def test_exports_stream_across_pages_and_xlsx_opens(app, client, login, runner, 
     assert sorted(c[1] for c in cells[1:]) == [f"苏B5432{n}" for n in range(5)]
     assert all(isinstance(c[0], int) for c in cells[1:])
     assert _rows(client.get("/api/v1/cases?format=csv&status=closed", headers=loop.police)) == [rows[0]]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_streamed_export_gives_its_connection_back(app, client, login, runner, fmt):
+    """The stream reads after Flask's first teardown: it closes its session itself, else the
+    transaction stays open (and holds its locks) until the session is garbage collected."""
+    loop = Loop(client, login, runner)
+    loop.open_case()
+    pool = app.extensions["lantian"].engine.pool
+    for path in (f"/api/v1/cases?format={fmt}", f"/api/v1/violations?format={fmt}"):
+        r = client.get(path, headers=loop.police)
+        assert r.status_code == 200 and r.data
+        assert pool.checkedout() == 0, path
