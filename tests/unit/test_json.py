@@ -57,3 +57,7 @@ def test_json_columns_read_as_the_standard_parser_would(value):
 def test_long_integers_in_json_columns_keep_every_digit():
     assert json_loads(b'{"n": 1' + b"0" * 30 + b"}") == {"n": 10**30}
     assert json_loads(b"[-9223372036854775809]") == [-9223372036854775809]
+    assert json_loads("[1, 18446744073709551616]") == [1, 18446744073709551616]  # 20 digits, after a space
+    assert json_loads(b'{"a":[9223372036854775808]}') == {"a": [2**63]}  # 19 digits: the shortest guarded run
+    assert json_loads(b"[999999999999999999]") == [999999999999999999]  # 18 digits: orjson reads it exactly
+    assert json_loads('["1234567890123456789012", "\\ud800"]') == ["1234567890123456789012", "\ud800"]
