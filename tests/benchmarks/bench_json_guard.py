@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import statistics
 import timeit
+from collections.abc import Callable
 
 import orjson
 
@@ -18,7 +19,8 @@ from core.db import json_loads
 
 EVENT = {
     "measured_at": "2026-11-20T08:12:33.123456+00:00",
-    "station": {"code": "RS001", "name": "锡山路站", "location": "锡山大道与团结路口", "lat": 31.5912345, "lon": 120.301234},
+    "station": {"code": "RS001", "name": "锡山路站", "location": "锡山大道与团结路口",
+                "lat": 31.5912345, "lon": 120.301234},
     "lane": 2, "speed_kmh": 43.2, "acceleration_ms2": 0.31, "vsp_kw_t": 7.123456789,
     "measurements": {"co_pct": 0.51234, "hc_ppm": 120.5, "no_ppm": 1800.25, "opacity_k": 1.2345},
     "conditions": {"temp_c": 12.3, "humidity_pct": 55.1, "wind_ms": 2.1},
@@ -28,8 +30,8 @@ EVENT = {
 REGEX_GUARD = re.compile(r"(?:^|[\[:,\s])-?\d{19}")
 
 
-def median_us(fn: object, number: int = 2000, repeat: int = 7) -> float:
-    return statistics.median(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6  # type: ignore[arg-type]
+def median_us(fn: Callable[[], object], number: int = 2000, repeat: int = 7) -> float:
+    return statistics.median(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
 
 
 def main() -> None:

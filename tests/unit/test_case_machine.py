@@ -78,8 +78,9 @@ class CaseMachine(RuleBasedStateMachine):
         return self.clock
 
     def expect(self, step: Step, role: str, run, *, by_plate: bool = False, late: bool = False,  # type: ignore[no-untyped-def]
-               nothing_left: bool = False, replay: bool = False) -> None:
-        """Run `run()`, which must fail exactly as the model says, or succeed and move as it says.
+               nothing_left: bool = False, replay: bool = False) -> bool:
+        """Run `run()`, which must fail exactly as the model says, or succeed and move as it says;
+        whether the step was stored.
         `late`: the step is dated before its cause; `nothing_left`: a penalty would cover nothing;
         `replay`: the same notice as the case's latest, which answers the stored one, changing nothing."""
         allowed = may(role, *cases.STEP_ROLES[step])
@@ -87,7 +88,7 @@ class CaseMachine(RuleBasedStateMachine):
             before = self.counts()
             assert run()[1] is False, "a repeated notice was stored again"
             assert self.counts() == before, "a repeated notice wrote something"
-            return
+            return False
         if by_plate and self.status == "closed":
             error: type[Exception] | None = NotFound
         elif not allowed:
@@ -100,10 +101,11 @@ class CaseMachine(RuleBasedStateMachine):
         if error is None:
             run()
             self.apply(step)
-        else:
-            with pytest.raises(error):
-                run()
-            assert self.counts() == before, "a refused step wrote something"
+            return True
+        with pytest.raises(error):
+            run()
+        assert self.counts() == before, "a refused step wrote something"
+        return False
 
     def refusal(self, step: Step) -> type[Exception] | None:
         if self.retest_passed and step not in (Step.PENALTY, Step.WAIVER):
@@ -121,7 +123,6 @@ class CaseMachine(RuleBasedStateMachine):
                 self.close()
         elif step == Step.NOTICE:
             self.status = "notified"
-            self.last_notice = self.noticed
         elif step == Step.REPAIR:
             self.status = "repaired"
         elif step == Step.RETEST_PASSED:
@@ -173,11 +174,11 @@ class CaseMachine(RuleBasedStateMachine):
     @rule(role=st.sampled_from(ROLES), days=st.integers(1, 60), back=st.integers(0, 30))
     def notice(self, role: str, days: int, back: int) -> None:
         issued = date.fromordinal(TODAY.toordinal() - back)
-        self.noticed = (issued, days)  # what `apply` records as the latest notice if this one is stored
-        self.expect(Step.NOTICE, role, lambda: cases.issue_notice(
+        if self.expect(Step.NOTICE, role, lambda: cases.issue_notice(
             self.session, self.case_id, actor=self.actor(role), today=TODAY, policy=POLICY, deadline_days=days,
             issued_on=issued), late=issued < min(self.active.values()).date(),
-            replay=self.last_notice == (issued, days))
+            replay=self.last_notice == (issued, days)):
+            self.last_notice = (issued, days)
 
     @rule(role=st.sampled_from(ROLES), amount=st.none() | st.integers(1, 5000))
     def penalty(self, role: str, amount: int | None) -> None:
