@@ -639,7 +639,8 @@ def _stored(model: Any) -> list[tuple[str, Any]]:
     return [(col.key, col) for col in model.__table__.columns]
 
 
-_VIOLATIONS = _children(Violation, _VIOLATION_FIELDS, Violation.detected_at)
+# ...and the evidence each one keeps, last, where ViolationOut has it.
+_VIOLATIONS = _children(Violation, (*_VIOLATION_FIELDS, ("evidence", Violation.evidence_json)), Violation.detected_at)
 # The records of a case, in CaseOut's field order, each listed by its own time.
 _RECORDS = {
     "notices": _children(Notice, _stored(Notice), Notice.created_at),
@@ -687,13 +688,14 @@ def present_violations(session: Session, violations: Sequence[Violation]) -> lis
     """Violation views with their vehicles and evidence, each kind read once for the page."""
     vehicles = vehicles_by_id(session, (v.vehicle_id for v in violations))
     codes = fleet_codes(session, (v.fleet_id for v in violations))
-    found = evidence.evidence_of(session, ((v.id, v.source, v.source_ref, v.details) for v in violations))
+    found = evidence.views(session, ((v.id, v.source, v.source_ref, v.details) for v in violations),
+                           evidence.kept(session, (v.id for v in violations)))
     views = []
     for violation in violations:
         view = {key: getattr(violation, col.key) for key, col in _VIOLATION_FIELDS}
         view["vehicle"] = plate_of(vehicles[violation.vehicle_id])  # replaced in place: the key keeps its position
         view["fleet_code"] = codes[violation.fleet_id]
-        views.append(view | {"evidence": found.get(violation.id, {})})
+        views.append(view | {"evidence": found[violation.id]})
     return views
 
 
@@ -708,18 +710,19 @@ def present_cases(session: Session, cases: Sequence[Case], today: date) -> list[
         return []
     ids = [c.id for c in cases]
     violations = _views_by_case(session, _VIOLATIONS, ids)
-    found = evidence.evidence_of(session, ((v["id"], v["source"], v["source_ref"], v["details"])
-                                           for views in violations.values() for v in views))
+    listed = [v for views in violations.values() for v in views]
+    found = evidence.views(session, ((v["id"], v["source"], v["source_ref"], v["details"]) for v in listed),
+                           {v["id"]: v["evidence"] for v in listed})
     records = {name: _views_by_case(session, children, ids) for name, children in _RECORDS.items()}
     vehicles = vehicles_by_id(session, (c.vehicle_id for c in cases))
-    codes = fleet_codes(session, (v["fleet_code"] for views in violations.values() for v in views))
+    codes = fleet_codes(session, (v["fleet_code"] for v in listed))
     views = []
     for case in cases:
         plate = plate_of(vehicles[case.vehicle_id])
         for violation in violations[case.id]:
             violation["vehicle"] = plate
             violation["fleet_code"] = codes[violation["fleet_code"]]
-            violation["evidence"] = found.get(violation["id"], {})
+            violation["evidence"] = found[violation["id"]]
         views.append({
             "id": case.id, "vehicle": plate, "region": case.region, "status": case.status,
             "opened_at": case.opened_at, "deadline_on": case.deadline_on, "overdue": is_overdue(case, today),

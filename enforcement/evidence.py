@@ -5,18 +5,26 @@ review, for a supervisory test the test. One statement per kind of source, whate
 number of violations, so a listing pays at most three reads for its evidence.
 
 Evidence names no person (no officer, no owner, no VIN): M and I stations read it too.
+
+What it shows does not change once a violation is judged (events, snapshots, reviews and
+tests are not rewritten), so `keep` writes it once, as the API writes it, into
+`violations.evidence_json`, and pages embed that text (`views`). A violation without it
+(from before migration 0012, or one whose keeping was skipped) is assembled when read:
+the same bytes, as tests/integration/test_evidence_kept.py checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
+from core import json_format
+from core.db import is_postgres, update_many
 from core.identity import Station
-from enforcement.models import SupervisoryTest
+from enforcement.models import SupervisoryTest, Violation
 from remote_sensing.models import Event, Snapshot
 from remote_sensing.snapshots import IMAGE_URL
 from schemas.cases import TEST_KINDS
@@ -115,4 +123,47 @@ def evidence_of(session: Session, violations: Iterable[ViolationRef]) -> dict[in
         found = {t.id: supervisory_view(t) for t in session.scalars(
             select(SupervisoryTest).where(SupervisoryTest.id.in_(test_ids)))}
         out |= {vid: found[ref] for vid, ref in tests.items() if ref in found}
+    return out
+
+
+def keep(session: Session, violations: Sequence[Violation | Row[Any]]) -> None:
+    """Write each violation's evidence as the API writes it, once its sources are stored
+    (for remote sensing: after the judge has saved the batch's verdicts)."""
+    found = evidence_of(session, ((v.id, v.source, v.source_ref, v.details) for v in violations))
+    update_many(session, Violation.__table__, [
+        {"id": v.id, "evidence_json": json_format.encode(found.get(v.id, {})).decode()} for v in violations])
+
+
+def keep_missing(session: Session, after: int, batch: int) -> tuple[int, int]:
+    """Keep the evidence of up to `batch` violations after id `after` that keep none (from
+    before migration 0012); answers how many and the last id done (0 and `after`: none left).
+
+    A row a judge holds is skipped (the judge writes what it reinstates; a later run takes the
+    rest), so the old details are never written over the new."""
+    query = (select(Violation.id, Violation.source, Violation.source_ref, Violation.details)
+             .where(Violation.id > after, Violation.evidence_json.is_(None)).order_by(Violation.id).limit(batch))
+    if is_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    rows = session.execute(query).all()
+    keep(session, rows)
+    return len(rows), rows[-1].id if rows else after
+
+
+_KEPT = select(Violation.id, Violation.evidence_json).where(Violation.id.in_(bindparam("ids", expanding=True)))
+
+
+def kept(session: Session, ids: Iterable[int]) -> dict[int, str | None]:
+    """The evidence each violation keeps (None: not kept)."""
+    wanted = sorted(set(ids))
+    return dict(session.execute(_KEPT, {"ids": wanted}).all()) if wanted else {}
+
+
+def views(session: Session, violations: Iterable[ViolationRef], docs: dict[int, str | None]) -> dict[int, Any]:
+    """Each violation's evidence for an answer: the kept text embedded as it is, else assembled now."""
+    wanted = list(violations)
+    found = evidence_of(session, (v for v in wanted if docs.get(v[0]) is None))
+    out: dict[int, Any] = {}
+    for vid, *_ in wanted:
+        doc = docs.get(vid)
+        out[vid] = json_format.Raw(doc) if doc is not None else found.get(vid, {})
     return out

@@ -64,6 +64,11 @@ class Violation(Base):
     withdrawn_reason: Mapped[str | None] = mapped_column(String(32))
     withdrawn_by_event: Mapped[int | None] = mapped_column(BigId)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its evidence as the API writes it, kept when it is judged (enforcement.evidence.keep):
+    # a page of cases embeds it instead of assembling and encoding some 300 events. Null
+    # (violations from before migration 0012): assembled when read. Deferred, so what loads
+    # violations for the rules never reads it.
+    evidence_json: Mapped[str | None] = mapped_column(Text, deferred=True)
 
 
 class Case(Base):

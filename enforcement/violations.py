@@ -16,7 +16,7 @@ from core.db import insert_ignore_returning, utcnow
 from core.identity import Station
 from core.registry import Vehicle, cycle_pairs, facts_on, lock_fleets, lock_vehicles
 from core.settings import Policy
-from enforcement import cases, cycles, listings, withdrawals
+from enforcement import cases, cycles, evidence, listings, withdrawals
 from enforcement.models import ACTIVE, WITHDRAWN, Strike, Violation
 from remote_sensing.models import Event
 from remote_sensing.processing import Batch, Judged
@@ -108,7 +108,10 @@ def record_violation(
 ) -> Violation | None:
     """One violation (a supervisory test, a confirmed snapshot); None when its record already made one."""
     item = NewViolation(vehicle, source, source_ref, detected_at, details, region)
-    return record_violations(session, [item], policy=policy, tz=tz, actor=actor)[0]
+    made = record_violations(session, [item], policy=policy, tz=tz, actor=actor)[0]
+    if made is not None:
+        evidence.keep(session, [made])  # its record (the test, the reviewed snapshot) is stored
+    return made
 
 
 def record_remote_sensing(session: Session, batch: Batch, policy: Policy, tz: ZoneInfo) -> list[Violation]:
@@ -116,7 +119,8 @@ def record_remote_sensing(session: Session, batch: Batch, policy: Policy, tz: Zo
     withdrawn one reinstated), and withdrawals of those the history no longer supports.
 
     One exceedance grounds at most one violation: each is keyed by its event's id. A first
-    verdict's event gets the violation's id; a revision lists it in `violation_ids`.
+    verdict's event gets the violation's id; a revision lists it in `violation_ids`. What it
+    returns keeps its evidence once the batch's verdicts are saved (`evidence.keep`).
     """
     refs = {str(r.event_id) for r in batch.revisions} | {str(j.event_id) for j in batch.judged}
     stored = _remote_sensing_by_ref(session, refs)

@@ -436,6 +436,28 @@ def blacklist_recompute() -> None:
     _emit(summary)
 
 
+@cli.group("violations")
+def violations_group() -> None:
+    """Violations."""
+
+
+@violations_group.command("keep-evidence")
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 10_000))
+@with_appcontext
+def violations_keep_evidence(batch: int) -> None:
+    """Write the kept evidence of violations from before migration 0012 (they read it
+    assembled until then), one transaction per batch: safe to run, stop and re-run while the
+    service runs. Prints {"kept": N}."""
+    from enforcement import evidence
+
+    kept, after, done = 0, 0, -1
+    while done:
+        with runtime().sessions() as session, session.begin():
+            done, after = evidence.keep_missing(session, after, batch)
+        kept += done
+    _emit({"kept": kept})
+
+
 @cli.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--simple/--fork", default=True, help="Run jobs in the worker process (default) or fork per job.")

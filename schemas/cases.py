@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from core.json_format import Raw
 from core.registry import PLATE_COLORS
 from schemas.common import REGION, AwareDateTime, Day, PageArgs, StrictInteger, doc, note_text, single_line
 from schemas.registry import PlateField
@@ -25,6 +26,13 @@ METHOD = validate.Length(1, 32)
 def StrictBoolean(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - used like a field class
     """JSON true or false only: "yes" or 1 from a form is refused, not guessed."""
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+class Evidence(fields.Dict):
+    """A violation's evidence: the JSON text it kept when judged passes as it is."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value if isinstance(value, Raw) else super()._serialize(value, attr, obj, **kwargs)
 
 
 class VehicleRef(Schema):
@@ -198,7 +206,7 @@ class ViolationOut(Schema):
         "there, whatever fleet the vehicle is in now); null: none.", "91320200MA1XXXXXXW"))
     # remote_sensing: {"events": [...]} (the judged run); black_smoke: {"snapshot", "review"};
     # road_check / depot_check: {"test"} (enforcement.evidence)
-    evidence = fields.Dict()
+    evidence = Evidence()
 
 
 class CorrectionIn(VehicleRef):

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from core import audit, queue, runtime
 from core.db import utcnow
-from enforcement import cases, violations
+from enforcement import cases, evidence, violations
 from remote_sensing import processing, snapshots
 from remote_sensing.models import RECEIVED, Event, RunReset
 
@@ -47,8 +47,9 @@ def judge_pending() -> int:
             if not events and not resets:
                 return total
             batch = processing.judge_events(session, events, rt.settings.policy, rt.tz, resets)
-            violations.record_remote_sensing(session, batch, rt.settings.policy, rt.tz)
+            made = violations.record_remote_sensing(session, batch, rt.settings.policy, rt.tz)
             processing.save_verdicts(session, batch)
+            evidence.keep(session, made)  # the run's verdicts are stored now
         total += len(events)
         if time.monotonic() > deadline:
             return total

@@ -179,3 +179,38 @@ def test_0011_jurisdiction_moves_each_violation_to_where_it_was_detected(scratch
         rows = conn.execute(text("SELECT id, region, vehicle_region FROM violations ORDER BY id")).all()
         # The test's region, the station's; a test recorded without a region keeps what it had.
         assert [tuple(r) for r in rows] == [(1, "320205", None), (2, "320200", "320281"), (3, "320281", "320281")]
+
+
+def test_0012_evidence_json_keeps_every_violation_and_keep_evidence_fills_it(scratch):
+    from sqlalchemy.orm import Session
+
+    from core.db import make_engine
+    from enforcement import evidence
+
+    upgrade(scratch, "0010_registry")
+    with connect(scratch) as conn:
+        _seed_0005(conn)  # violation 1: a road check (test 1)
+        conn.execute(text(
+            "INSERT INTO supervisory_tests (id, vehicle_id, kind, method, tested_at, results, passed, region, "
+            f"recorded_by, created_at) VALUES (1, 1, 'road_check', 'free_acceleration', '{NOW}', "
+            f"'{{\"opacity_m1\": 2.1}}', false, '320205', 'u', '{NOW}')"))
+    upgrade(scratch, "0011_jurisdiction")
+    with connect(scratch) as conn:
+        before = [tuple(r) for r in conn.execute(text("SELECT * FROM violations ORDER BY id"))]
+    upgrade(scratch, "0012_evidence_json")
+    with connect(scratch) as conn:
+        after = conn.execute(text("SELECT * FROM violations ORDER BY id")).mappings().all()
+    assert [tuple(v for k, v in r.items() if k != "evidence_json") for r in after] == before
+    assert [r["evidence_json"] for r in after] == [None]  # read assembled until kept
+    engine = make_engine(scratch)
+    try:
+        with Session(engine) as s, s.begin():
+            assert evidence.keep_missing(s, 0, 10) == (1, 1)
+        with Session(engine) as s, s.begin():
+            assert evidence.keep_missing(s, 1, 10) == (0, 1)
+            (doc,) = evidence.kept(s, [1]).values()
+    finally:
+        engine.dispose()
+    test = json.loads(doc)["test"]
+    assert (test["id"], test["kind"], test["results"], test["region"]) == (1, "road_check", {"opacity_m1": 2.1},
+                                                                            "320205")

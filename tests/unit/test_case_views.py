@@ -20,6 +20,7 @@ from sqlalchemy import Column, create_engine, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from core import json_format
 from core.db import UTCDateTime
 from core.registry import Vehicle
 from enforcement import cases
@@ -48,6 +49,8 @@ JSON_COLUMNS = {
                                 max_size=2),
     "violation_ids": st.lists(st.integers(1, 2**31 - 1), max_size=3),
     "fleet_id": st.none(),  # a reference: no fleet rows are drawn
+    # The evidence a violation keeps, as core.json_format writes it.
+    "evidence_json": st.dictionaries(TEXT, JSON, max_size=3).map(lambda d: json_format.encode(d).decode()),
 }
 BY_TYPE: dict[type, st.SearchStrategy[Any]] = {
     bool: st.booleans(),

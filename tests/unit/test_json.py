@@ -61,3 +61,14 @@ def test_long_integers_in_json_columns_keep_every_digit():
     assert json_loads(b'{"a":[9223372036854775808]}') == {"a": [2**63]}  # 19 digits: the shortest guarded run
     assert json_loads(b"[999999999999999999]") == [999999999999999999]  # 18 digits: orjson reads it exactly
     assert json_loads('["1234567890123456789012", "\\ud800"]') == ["1234567890123456789012", "\ud800"]
+
+
+def test_kept_json_is_embedded_as_it_is_and_read_back_where_the_standard_encoder_writes():
+    from core.json_format import Raw
+
+    kept = Raw('{"events":[{"no_ppm":1850,"at":"2026-11-22T00:15:30Z"}]}')
+    assert provider.dumps({"evidence": kept}) == '{"evidence":' + kept.text + "}"
+    assert provider.response({"evidence": kept}).get_data() == b'{"evidence":' + kept.text.encode() + b"}\n"
+    # A long integer elsewhere sends the whole answer to the standard encoder, which reads the text back.
+    assert json.loads(provider.dumps({"n": 10**30, "evidence": kept})) == {"n": 10**30, "evidence": kept.value()}
+    assert json.loads(provider.dumps({"evidence": kept}, indent=2)) == {"evidence": kept.value()}
