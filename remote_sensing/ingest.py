@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from core.db import driver_insert_ignore_returning, driver_sql, insert_ignore_returning
 from core.identity import KEY_STILL_VALID, StationKey
 from core.queue import Dispatcher, JobRequest, enqueue_after_commit
-from remote_sensing.models import Event
+from remote_sensing.models import Event, claim_shard
 from schemas.common import not_in_future, refuse_unstorable
 from schemas.compiled import compile_check
 from schemas.events import EventIn
@@ -77,6 +77,7 @@ def _row(station_id: int, body: dict[str, Any], data: dict[str, Any]) -> dict[st
         "payload": body,
         "measured_at": data["measured_at"],
         "status": RECEIVED,
+        "claim_shard": claim_shard(body),
     }
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core import plates
 from core.db import Base, BigId, Json, UTCDateTime, utcnow
 
 RECEIVED = "received"
@@ -26,6 +28,22 @@ class PolicyRecord(Base):
 
 _TESTED = "status = 'processed' AND valid IS TRUE AND vehicle_id IS NOT NULL"
 
+# Judges claim waiting events by shard of the plate as read, each shard held by one judge at
+# a time (remote_sensing.processing.claim_pending): two judges then rarely judge the same
+# vehicle at once, so they seldom wait on each other's vehicle locks.
+JUDGE_SHARDS = 16
+
+
+def claim_shard(body: Any) -> int:
+    """The shard of an event's plate as read (0 when it has none): reads of one plate, and
+    OCR-confusable reads of it (the judge's fuzzy match), share a shard."""
+    plate = body.get("plate") if isinstance(body, dict) else None
+    number = plate.get("number") if isinstance(plate, dict) else None
+    if not isinstance(number, str):
+        return 0
+    key = plates.confusion_key(plates.clean_plate(number))
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % JUDGE_SHARDS
+
 
 class Event(Base):
     __tablename__ = "rs_events"
@@ -34,6 +52,11 @@ class Event(Base):
         # The outbox: events waiting for a verdict, oldest first.
         Index(
             "ix_rs_events_pending", "id",
+            postgresql_where=text("status = 'received'"), sqlite_where=text("status = 'received'"),
+        ),
+        # ...and by claim shard: a judge's claim reads its shard's oldest, whatever the backlog.
+        Index(
+            "ix_rs_events_pending_shard", "claim_shard", "id",
             postgresql_where=text("status = 'received'"), sqlite_where=text("status = 'received'"),
         ),
         Index("ix_rs_events_vehicle_time", "vehicle_id", "measured_at"),
@@ -58,6 +81,7 @@ class Event(Base):
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default=RECEIVED)
+    claim_shard: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
 
     # The verdict, written once by the judge.
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

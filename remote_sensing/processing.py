@@ -12,13 +12,14 @@ withdrawn) in one transaction. docs/judgement.md tells the whole story.
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from core import audit, plates
@@ -28,7 +29,16 @@ from core.identity import Interval, Station, station_calibrated, suspended_at, s
 from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
 from remote_sensing import judgement, limits, validity
-from remote_sensing.models import PROCESSED, RECEIVED, Event, PolicyRecord, RunReset, VehicleRuns, VerdictRevision
+from remote_sensing.models import (
+    JUDGE_SHARDS,
+    PROCESSED,
+    RECEIVED,
+    Event,
+    PolicyRecord,
+    RunReset,
+    VehicleRuns,
+    VerdictRevision,
+)
 
 # The verdict columns of rs_events, written by the judge in one statement per batch.
 VERDICT_COLUMNS = (
@@ -127,15 +137,53 @@ class Batch:
         return [r for r in self.revisions if r.was_judged and not r.judged]
 
 
+_EVENT_COLUMNS = (Event.id, Event.station_id, Event.measured_at, Event.payload)
+_WAITING = select(*_EVENT_COLUMNS).where(Event.status == RECEIVED)
+# The statements name the status literally, so every plan (generic ones too) reads the
+# partial indexes of waiting events. Claim shards are held with advisory locks in their own
+# space until the claiming transaction ends.
+_SHARD_LOCKS = 0x4C4A
+_BACKLOG = text("SELECT count(*) FROM (SELECT 1 FROM rs_events WHERE status = 'received' ORDER BY id LIMIT :n) w")
+# The oldest waiting events of the shards no other transaction holds, holding each one met.
+_CLAIM_OLDEST = text(
+    "SELECT id, station_id, measured_at, payload FROM rs_events "
+    "WHERE status = 'received' AND pg_try_advisory_xact_lock(CAST(:space AS integer), CAST(claim_shard AS integer)) "
+    "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+).columns(*_EVENT_COLUMNS)
+# One shard's oldest waiting events, if no other transaction holds it (the lock is taken
+# once, in the sub-select).
+_CLAIM_SHARD = text(
+    "SELECT id, station_id, measured_at, payload FROM rs_events "
+    "WHERE status = 'received' AND claim_shard = :shard "
+    "AND (SELECT pg_try_advisory_xact_lock(CAST(:space AS integer), CAST(:shard AS integer))) "
+    "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+).columns(*_EVENT_COLUMNS)
+
+
 def claim_pending(session: Session, limit: int) -> list[EventRow]:
-    """Lock up to `limit` waiting events; concurrent judges skip each other's rows."""
-    query = (
-        select(Event.id, Event.station_id, Event.measured_at, Event.payload)
-        .where(Event.status == RECEIVED).order_by(Event.id).limit(limit)
-    )
-    if is_postgres(session):
-        query = query.with_for_update(skip_locked=True)
-    return [EventRow(*row) for row in session.execute(query)]
+    """Lock up to `limit` waiting events.
+
+    On PostgreSQL a judge claims whole shards of plates (JUDGE_SHARDS, by the plate as
+    read), each held until its transaction ends, so a concurrent judge claims other shards,
+    other plates, and rarely waits for a vehicle lock this one holds. With a backlog of a
+    batch or more it takes shards one by one from a random one, each read from an index range
+    of its own (the claim's cost does not grow with the backlog); a smaller backlog it takes
+    whole, oldest first, in one statement (the shards of what it takes are then its own).
+    SQLite has one writer: the oldest events, in order.
+    """
+    if not is_postgres(session):
+        return [EventRow(*row) for row in session.execute(_WAITING.order_by(Event.id).limit(limit))]
+    if session.scalar(_BACKLOG, {"n": limit}) < limit:
+        return [EventRow(*row) for row in session.execute(_CLAIM_OLDEST, {"space": _SHARD_LOCKS, "n": limit})]
+    rows: list[EventRow] = []
+    start = random.randrange(JUDGE_SHARDS)
+    for k in range(JUDGE_SHARDS):
+        found = session.execute(_CLAIM_SHARD, {"space": _SHARD_LOCKS, "shard": (start + k) % JUDGE_SHARDS,
+                                               "n": limit - len(rows)})
+        rows += (EventRow(*row) for row in found)
+        if len(rows) >= limit:
+            break
+    return rows
 
 
 def ensure_policy(session: Session, policy: Policy) -> str:

@@ -12,7 +12,7 @@ Self-contained and bounded; loopback only. It
 4. batch ingest with 500-event batches;
 5. the judge: pre-loads N received events through the ingest service, then times the
    drain by `lantian worker` processes (--fork, --simple, 2 x --simple, micro-batch sizes);
-6. ingest-to-verdict latency at a fixed arrival rate with one `lantian worker` running:
+6. ingest-to-verdict latency at a fixed arrival rate with --latency-judges `lantian worker`s running:
    POST start (client clock) to the event's `processed_at` (same machine, same clock).
 
 Every process it starts lives in its own session and is killed by process group at the
@@ -810,9 +810,10 @@ class Bench:
         out: dict[str, Any] = {}
         for mode in a.latency_workers:
             port, lt = self.gunicorn(f"lantian_lat_{mode}", 2, "wsgi:app")
-            worker = self.worker(f"worker_lat_{mode}", mode, 500)
+            names = [f"worker_lat_{mode}_{k}" for k in range(a.latency_judges)]
+            workers = [self.worker(name, mode, 500) for name in names]
             try:
-                self.wait_workers(1)
+                self.wait_workers(a.latency_judges)
                 load(self.spec("single", port, 2, 200), a.client_procs, self.groups)  # warm-up
                 runs = []
                 for r in range(a.runs):
@@ -852,8 +853,9 @@ class Bench:
                 out[mode] = {"runs": runs, "median_p50_s": statistics.median(x["p50_s"] for x in runs),
                              "median_p95_s": statistics.median(x["p95_s"] for x in runs)}
             finally:
-                self.procs.stop(worker, signal.SIGKILL, 5)
-                self.groups.pop(f"worker_lat_{mode}", None)
+                for name, worker in zip(names, workers, strict=True):
+                    self.procs.stop(worker, signal.SIGKILL, 5)
+                    self.groups.pop(name, None)
                 self.stop(f"lantian_lat_{mode}", lt)
             self.discard_backlog()
         self.results["latency"] = out
@@ -960,6 +962,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=300.0)
     p.add_argument("--latency-seconds", type=float, default=30.0)
     p.add_argument("--latency-workers", nargs="+", default=["simple"], choices=["simple", "fork"])
+    p.add_argument("--latency-judges", type=int, default=1, help="workers judging during the latency phase")
     p.add_argument("--phases", nargs="+", default=["registry", "single", "batch", "drain", "latency"])
     p.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "bench_ingest_results.json"))
     args = p.parse_args()
