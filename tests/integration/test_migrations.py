@@ -214,3 +214,32 @@ def test_0012_evidence_json_keeps_every_violation_and_keep_evidence_fills_it(scr
     test = json.loads(doc)["test"]
     assert (test["id"], test["kind"], test["results"], test["region"]) == (1, "road_check", {"opacity_m1": 2.1},
                                                                             "320205")
+
+
+def test_0013_claim_shards_keeps_every_event_and_waiting_ones_are_still_claimed(scratch):
+    from sqlalchemy.orm import Session
+
+    from core.db import make_engine
+    from remote_sensing import processing
+
+    upgrade(scratch, "0010_registry")
+    with connect(scratch) as conn:
+        _seed_0005(conn)
+    upgrade(scratch, "0012_evidence_json")
+    with connect(scratch) as conn:
+        conn.execute(text(
+            "INSERT INTO rs_events (id, station_id, event_id, body_hash, payload, measured_at, received_at, status)"
+            f" VALUES (10, 1, 'e10', 'h', '{{}}', '{NOW}', '{NOW}', 'processed'),"
+            f" (11, 1, 'e11', 'h', '{{\"plate\": {{\"number\": \"苏B12345\"}}}}', '{NOW}', '{NOW}', 'received')"))
+        before = [tuple(r) for r in conn.execute(text("SELECT * FROM rs_events ORDER BY id"))]
+    upgrade(scratch, "0013_claim_shards")
+    with connect(scratch) as conn:
+        after = conn.execute(text("SELECT * FROM rs_events ORDER BY id")).mappings().all()
+    assert [tuple(v for k, v in r.items() if k != "claim_shard") for r in after] == before
+    assert [r["claim_shard"] for r in after] == [0, 0]
+    engine = make_engine(scratch)
+    try:
+        with Session(engine) as s, s.begin():
+            assert [e.id for e in processing.claim_pending(s, 10)] == [11]
+    finally:
+        engine.dispose()
