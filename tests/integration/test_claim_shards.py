@@ -5,7 +5,6 @@ events of one plate at once and do not wait on each other's claims."""
 from __future__ import annotations
 
 import random
-import threading
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -16,7 +15,7 @@ from remote_sensing import ingest, processing
 from remote_sensing.models import Event, claim_shard
 from tests.conftest import needs_postgres
 from tests.factories import event
-from tests.integration.test_judgement_property import BASE, READINGS, expected
+from tests.integration.test_judgement_property import BASE, READINGS, expected, judge_at_once
 from workers import jobs
 
 PLATES = [f"苏B{20000 + 37 * k}" for k in range(24)]
@@ -81,21 +80,7 @@ def test_two_judges_over_many_plates_give_the_outcome_of_judging_in_order(app, s
         assert r.status_code == 202, r.get_json()
         pks[n] = r.get_json()["id"]
     rt.settings.judge_batch_size = 7
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            while jobs.judge_pending():
-                pass
-        except BaseException as err:  # reported below: a thread's exception is otherwise lost
-            errors.append(err)
-
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    judge_at_once(2, until_empty=True)
     jobs.judge_pending()  # what a judge skipped while the other held its shard
     grounding, _ = expected(items, pks, rt.settings.policy)
     with rt.sessions() as s:

@@ -202,6 +202,26 @@ def test_arrival_order_does_not_change_the_outcome_with_a_verified_repair(app, m
     assert active == grounding
 
 
+def judge_at_once(judges: int, *, until_empty: bool = False) -> None:
+    """`judges` threads run the judge's drain job at the same time (again and again until it
+    finds nothing, with `until_empty`); an exception in any of them fails the test."""
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while jobs.judge_pending() and until_empty:
+                pass
+        except BaseException as err:  # reported below: a thread's exception is otherwise lost
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(judges)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
 def test_two_judges_at_once_give_the_outcome_of_judging_in_order(app, station, drain):
     """Two workers drain a shuffled backlog of one vehicle in small batches at the same time."""
     rt = app.extensions["lantian"]
@@ -220,20 +240,7 @@ def test_two_judges_at_once_give_the_outcome_of_judging_in_order(app, station, d
         assert r.status_code == 202, r.get_json()
         pks[n] = r.get_json()["id"]
     rt.settings.judge_batch_size = 4
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            jobs.judge_pending()
-        except BaseException as err:  # reported below: a thread's exception is otherwise lost
-            errors.append(err)
-
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    judge_at_once(2)
     grounding, _ = expected(items, pks, rt.settings.policy)
     with rt.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Event).where(Event.status == "received")) == 0
