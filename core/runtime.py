@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, keys, queue
+from core import audit, keys, queue, redis_client
 from core.db import make_engine, make_sessionmaker
 from core.settings import Settings
 
@@ -54,11 +54,10 @@ def build(settings: Settings) -> Runtime:
         read_sessions = make_sessionmaker(read_engine)
     redis = rq_queue = None
     dispatcher: queue.Dispatcher = queue.InlineDispatcher()
-    if settings.redis_url:
-        from redis import Redis
+    if settings.uses_redis:
         from rq import Queue
 
-        redis = Redis.from_url(settings.redis_url)
+        redis = redis_client.connect(settings)
         rq_queue = Queue(settings.queue_name, connection=redis, serializer="rq.serializers.JSONSerializer")
         dispatcher = queue.RQDispatcher(rq_queue)
     audit.install(sessions)

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     # unset, they read the primary. What a person just wrote is always read back from the primary.
     read_database_url: str | None = None
     redis_url: str | None = None
+    # Redis behind Sentinel (docs/scaling.md): the sentinels as host:port,host:port,...; the
+    # master's address comes from them, and LANTIAN_REDIS_URL (if set) gives only the
+    # database number and password.
+    redis_sentinels: str | None = None
+    redis_sentinel_service: str = "lantian"
     # Unset: generated once into the instance folder (core.keys), never a public default.
     secret_key: str | None = None
     # Encrypts station secrets at rest; comma-separated, newest first, during a rotation.
@@ -156,6 +161,18 @@ class Settings(BaseSettings):
 
     policy: Policy = Field(default_factory=Policy)
 
+    @property
+    def uses_redis(self) -> bool:
+        """Jobs go to Redis (else they run inline in the web process)."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: str | None) -> str | None:
+        if value is not None:
+            sentinel_addresses(value)  # a typo is refused at start, not at the first job
+        return value
+
     @field_validator("media_dir")
     @classmethod
     def _absolute_media_dir(cls, value: str) -> str:
@@ -164,3 +181,14 @@ class Settings(BaseSettings):
         # CLI and the worker. Left relative, files were written against the working
         # directory but served against the package folder (Flask's send_file root).
         return str(Path(value).expanduser().absolute())
+
+
+def sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` as (host, port) pairs; ValueError names what is wrong."""
+    found = []
+    for part in value.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"LANTIAN_REDIS_SENTINELS: {part.strip()!r} is not host:port")
+        found.append((host[1:-1] if host.startswith("[") and host.endswith("]") else host, int(port)))
+    return found

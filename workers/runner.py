@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from core import logs
+from core import logs, redis_client
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,19 +58,15 @@ def _logged(worker_class: type) -> type:
 
 def periodic_connection(settings: Settings):  # type: ignore[no-untyped-def]
     """A Redis client of the timer thread's own, never shared with the worker's pool."""
-    from redis import Redis
-
-    return Redis.from_url(settings.redis_url or "", socket_timeout=30, socket_connect_timeout=5,
-                          health_check_interval=30)
+    return redis_client.connect(settings, socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
 
 
 def run_worker(settings: Settings, *, burst: bool = False, simple: bool = True) -> None:
-    from redis import Redis
     from rq import Queue, SimpleWorker, Worker
 
-    if not settings.redis_url:
+    if not settings.uses_redis:
         raise SystemExit("LANTIAN_REDIS_URL is not set: without Redis, jobs run inline in the web process")
-    connection = Redis.from_url(settings.redis_url)  # raw bytes, as RQ requires
+    connection = redis_client.connect(settings)
     serializer = "rq.serializers.JSONSerializer"
     queue = Queue(settings.queue_name, connection=connection, serializer=serializer)
     stop = threading.Event()
