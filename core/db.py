@@ -16,7 +16,20 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, bindparam, create_engine, event, exc, text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    bindparam,
+    create_engine,
+    event,
+    exc,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -226,16 +239,44 @@ def insert_ignore_returning(
     return list(session.execute(stmt, list(rows)))
 
 
-def driver_insert_ignore_returning(
-    conn: Any, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], returning: Sequence[str],
-    *, where: Any = None, params: dict[str, Any] | None = None,
+def insert_keyed_returning(
+    session: Session, keys_table: Any, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str],
+    returning: Sequence[str],
+) -> list[Any]:
+    """Insert `rows` into `table` whose unique key lives apart, in `keys_table`: its `id`
+    (the row's id), the `keys` and any other of its columns, taken from the rows. Rows whose
+    key is stored are skipped; answers the `returning` columns of `keys_table` for the rest.
+
+    For a partitioned `table`, which can enforce a key only within a partition. PostgreSQL:
+    one constant statement (both inserts); SQLite: the keys, then the rows with their ids.
+    """
+    if not rows:
+        return []
+    if is_postgres(session):
+        names, values = _with_defaults(table, rows)
+        sql = _keyed_insert_sql(keys_table, table, names, tuple(keys), tuple(returning), ":rows")
+        return list(session.execute(text(sql), {"rows": _json_rows(values)}))
+    key_names = _key_columns(keys_table)
+    inserted = insert_ignore_returning(session, keys_table, [{n: row[n] for n in key_names} for row in rows], keys,
+                                       [keys_table.c.id, *(keys_table.c[n] for n in keys)])
+    ids = {tuple(found[1:]): found[0] for found in inserted}
+    if ids:
+        session.execute(insert(table), [{**row, "id": ids[k]} for row in rows
+                                        if (k := tuple(row[n] for n in keys)) in ids])
+    wanted = ("id", *keys)
+    return [tuple(dict(zip(wanted, found, strict=True))[n] for n in returning) for found in inserted]
+
+
+def driver_insert_keyed_returning(
+    conn: Any, keys_table: Any, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str],
+    returning: Sequence[str], *, where: Any = None, params: dict[str, Any] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """`insert_ignore_returning` on a psycopg connection (`DriverConnection.conn`); with
+    """`insert_keyed_returning` on a psycopg connection (`DriverConnection.conn`); with
     `where` (a Core condition, a module-level constant, its binds in `params`), only if it holds."""
     if not rows:
         return []
     names, values = _with_defaults(table, rows)
-    sql = _driver_insert_ignore(table, names, tuple(keys), tuple(returning), where)
+    sql = _driver_keyed_insert(keys_table, table, names, tuple(keys), tuple(returning), where)
     return conn.execute(sql, {**(params or {}), "rows": _json_rows(values)}).fetchall()
 
 
@@ -253,8 +294,11 @@ def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: S
                     list(rows))
 
 
-def update_many(session: Session, table: Any, rows: Sequence[dict[str, Any]], key: str = "id") -> None:
-    """Set each row's given columns, finding it by `key`.
+def update_many(
+    session: Session, table: Any, rows: Sequence[dict[str, Any]], key: str | tuple[str, ...] = "id",
+) -> None:
+    """Set each row's given columns, finding it by `key` (a column or several: a partitioned
+    table's key names the partition too, so each row is looked for in its own).
 
     One statement on PostgreSQL whatever the number of rows (the rows travel as one JSON
     parameter; the SQL is constant, so the server parses it once per connection); an
@@ -262,11 +306,13 @@ def update_many(session: Session, table: Any, rows: Sequence[dict[str, Any]], ke
     """
     if not rows:
         return
-    names = tuple(name for name in rows[0] if name != key)
+    keys = (key,) if isinstance(key, str) else key
+    names = tuple(name for name in rows[0] if name not in keys)
     if is_postgres(session):
-        session.execute(_pg_update(table, key, names), {"rows": _json_rows(rows)})
+        session.execute(_pg_update(table, keys, names), {"rows": _json_rows(rows)})
         return
-    stmt = update(table).where(table.c[key] == bindparam(f"b_{key}")).values({n: bindparam(f"b_{n}") for n in names})
+    stmt = update(table).where(*(table.c[k] == bindparam(f"b_{k}") for k in keys)).values(
+        {n: bindparam(f"b_{n}") for n in names})
     session.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
 
 
@@ -282,19 +328,40 @@ def _pg_insert_ignore(table: Any, names: tuple[str, ...], keys: tuple[str, ...],
 
 
 @functools.cache
-def _driver_insert_ignore(
-    table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...], where: Any
+def _driver_keyed_insert(
+    keys_table: Any, table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...], where: Any
 ) -> str:
-    return _insert_ignore_sql(table, names, keys, returning, "%(rows)s", driver_sql(where) if where is not None else "")
+    return _keyed_insert_sql(keys_table, table, names, keys, returning, "%(rows)s",
+                             driver_sql(where) if where is not None else "")
+
+
+@functools.cache
+def _keyed_insert_sql(
+    keys_table: Any, table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...],
+    rows_param: str, where: str = "",
+) -> str:
+    key_names = ", ".join(_key_columns(keys_table))
+    return (
+        f"WITH v AS (SELECT {', '.join(names)} FROM {_recordset(table, names, rows_param)}"
+        f"{f' WHERE {where}' if where else ''}),"
+        f" k AS (INSERT INTO {keys_table.name} ({key_names}) SELECT {key_names} FROM v"
+        f" ON CONFLICT ({', '.join(keys)}) DO NOTHING RETURNING id, {', '.join(keys)}),"
+        f" r AS (INSERT INTO {table.name} (id, {', '.join(names)})"
+        f" SELECT k.id, {', '.join(f'v.{n}' for n in names)} FROM k JOIN v USING ({', '.join(keys)}))"
+        f" SELECT {', '.join(returning)} FROM k"
+    )
+
+
+def _key_columns(keys_table: Any) -> tuple[str, ...]:
+    return tuple(c.name for c in keys_table.columns if c.name != "id")
 
 
 def _insert_ignore_sql(
     table: Any, names: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...], rows_param: str,
-    where: str = "",
 ) -> str:
     return (
         f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)}"
-        f" FROM {_recordset(table, names, rows_param)}{f' WHERE {where}' if where else ''}"
+        f" FROM {_recordset(table, names, rows_param)}"
         f" ON CONFLICT ({', '.join(keys)}) DO NOTHING RETURNING {', '.join(returning)}"
     )
 
@@ -308,10 +375,10 @@ def _pg_upsert(table: Any, names: tuple[str, ...], keys: tuple[str, ...], update
 
 
 @functools.cache
-def _pg_update(table: Any, key: str, names: tuple[str, ...]) -> Any:
+def _pg_update(table: Any, keys: tuple[str, ...], names: tuple[str, ...]) -> Any:
     return text(
         f"UPDATE {table.name} AS t SET " + ", ".join(f"{n} = v.{n}" for n in names)
-        + f" FROM {_recordset(table, (key, *names))} WHERE t.{key} = v.{key}"
+        + f" FROM {_recordset(table, (*keys, *names))} WHERE " + " AND ".join(f"t.{k} = v.{k}" for k in keys)
     )
 
 

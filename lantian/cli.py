@@ -77,6 +77,17 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+@db.command("partitions")
+@with_appcontext
+def db_partitions() -> None:
+    """Create the coming months' partitions now (PostgreSQL; the worker does it hourly)."""
+    from core import partitions
+
+    with runtime().sessions() as session:
+        created = partitions.ensure_months(session, utcnow().date())
+    _emit({"created": created})
+
+
 @db.command("revision")
 @click.option("-m", "--message", required=True)
 @with_appcontext

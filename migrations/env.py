@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from core import partitions
 from core.db import make_engine
 from core.settings import Settings
 from lantian.models import metadata
@@ -37,7 +38,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         connection.commit()
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                      compare_type=True)
+                      compare_type=True, include_name=partitions.include_name)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -24,10 +24,10 @@ from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from core.db import driver_insert_ignore_returning, driver_sql, insert_ignore_returning
+from core.db import driver_insert_keyed_returning, driver_sql, insert_keyed_returning
 from core.identity import KEY_STILL_VALID, StationKey
 from core.queue import Dispatcher, JobRequest, enqueue_after_commit
-from remote_sensing.models import Event, claim_shard
+from remote_sensing.models import Event, EventKey, claim_shard
 from schemas.common import not_in_future, refuse_unstorable
 from schemas.compiled import compile_check
 from schemas.events import EventIn
@@ -82,6 +82,10 @@ def _row(station_id: int, body: dict[str, Any], data: dict[str, Any]) -> dict[st
 
 
 _KEY = ["station_id", "event_id"]
+_RETURNING = ["id", "event_id"]
+# A stored event by its key; the join names the partition (measured_at).
+_STORED_OF = select(EventKey.event_id, EventKey.id, Event.body_hash).join(
+    Event, (Event.id == EventKey.id) & (Event.measured_at == EventKey.measured_at))
 
 
 class Store(Protocol):
@@ -103,13 +107,11 @@ class SessionStore:
         self.session = session
 
     def insert(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
-        return [(pk, event_id) for pk, event_id in insert_ignore_returning(
-            self.session, Event.__table__, rows, _KEY, [Event.id, Event.event_id])]
+        return [(pk, event_id) for pk, event_id in insert_keyed_returning(
+            self.session, EventKey.__table__, Event.__table__, rows, _KEY, _RETURNING)]
 
     def stored(self, station_id: int, event_ids: list[str]) -> dict[str, tuple[int, str]]:
-        query = select(Event.event_id, Event.id, Event.body_hash).where(
-            Event.station_id == station_id, Event.event_id.in_(event_ids)
-        )
+        query = _STORED_OF.where(EventKey.station_id == station_id, EventKey.event_id.in_(event_ids))
         return {event_id: (pk, digest) for event_id, pk, digest in self.session.execute(query)}
 
     def finish(self, job: JobRequest | None) -> None:
@@ -118,9 +120,9 @@ class SessionStore:
         self.session.commit()
 
 
-_STORED = select(Event.event_id, Event.id, Event.body_hash).where(
-    Event.station_id == bindparam("station_id"),
-    Event.event_id == any_(bindparam("event_ids", type_=ARRAY(String))),
+_STORED = _STORED_OF.where(
+    EventKey.station_id == bindparam("station_id"),
+    EventKey.event_id == any_(bindparam("event_ids", type_=ARRAY(String))),
 )
 
 
@@ -146,9 +148,9 @@ class DriverStore:
 
     def insert(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
         if self.unconfirmed is None or self.confirm is None:
-            return driver_insert_ignore_returning(self.conn, Event.__table__, rows, _KEY, ["id", "event_id"])
-        inserted = driver_insert_ignore_returning(
-            self.conn, Event.__table__, rows, _KEY, ["id", "event_id"],
+            return driver_insert_keyed_returning(self.conn, EventKey.__table__, Event.__table__, rows, _KEY, _RETURNING)
+        inserted = driver_insert_keyed_returning(
+            self.conn, EventKey.__table__, Event.__table__, rows, _KEY, _RETURNING,
             where=KEY_STILL_VALID, params={"key_id": self.unconfirmed.key_id, "sealed": self.unconfirmed.sealed},
         )
         if inserted:  # the condition held, so whatever was not inserted is stored already

@@ -45,10 +45,28 @@ def claim_shard(body: Any) -> int:
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % JUDGE_SHARDS
 
 
+class EventKey(Base):
+    """Each stored event's idempotency key (`event_id` per station) and the source of its id.
+
+    Apart from rs_events because PostgreSQL keeps a partitioned table's unique indexes per
+    partition (a key must hold `measured_at`): a replay with a changed `measured_at` would
+    land in another partition unseen. Ingest inserts the key and the event in one
+    statement; the event's `id` is its key's."""
+
+    __tablename__ = "rs_event_keys"
+    __table_args__ = (UniqueConstraint("station_id", "event_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    event_id: Mapped[str] = mapped_column(String(100))
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Event(Base):
+    """An event as received and its first verdict. On PostgreSQL partitioned by month of
+    `measured_at` (core.partitions); its primary key there is (`id`, `measured_at`)."""
+
     __tablename__ = "rs_events"
     __table_args__ = (
-        UniqueConstraint("station_id", "event_id"),
         # The outbox: events waiting for a verdict, oldest first.
         Index(
             "ix_rs_events_pending", "id",
@@ -72,13 +90,15 @@ class Event(Base):
             "ix_rs_events_measured", "measured_at", "station_id", "valid", "verdict",
             postgresql_where=text("status = 'processed'"), sqlite_where=text("status = 'processed'"),
         ),
+        {"postgresql_partition_by": "RANGE (measured_at)"},
     )
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)  # its EventKey's
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
     event_id: Mapped[str] = mapped_column(String(100))
     body_hash: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
-    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default=RECEIVED)
     claim_shard: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
@@ -183,7 +203,7 @@ class VerdictRevision(Base):
     __tablename__ = "rs_verdict_revisions"
     __table_args__ = (UniqueConstraint("event_id", "rev"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("rs_events.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("rs_event_keys.id"))
     rev: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cause_event: Mapped[int | None] = mapped_column(BigId)

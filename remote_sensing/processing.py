@@ -40,6 +40,8 @@ from remote_sensing.models import (
     VerdictRevision,
 )
 
+# An event's row is found by its id and the month it lives in (rs_events' partitions).
+_EVENT_KEY = ("id", "measured_at")
 # The verdict columns of rs_events, written by the judge in one statement per batch.
 VERDICT_COLUMNS = (
     "status", "processed_at", "valid", "reasons", "verdict", "exceeded", "fuel_type", "plate_read", "plate_match",
@@ -77,7 +79,8 @@ class EventRow:
     violation_id: int | None = None
 
     def verdict_values(self) -> dict[str, Any]:
-        return {"id": self.id, **{name: getattr(self, name) for name in VERDICT_COLUMNS}}
+        values = {name: getattr(self, name) for name in VERDICT_COLUMNS}
+        return {"id": self.id, "measured_at": self.measured_at, **values}
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class Batch:
     events: dict[int, EventRow]
     judged: list[Judged]
     revisions: list[Revision]
-    replayed: dict[int, dict[str, Any]]
+    replayed: dict[int, tuple[datetime, dict[str, Any]]]  # event id -> (measured_at, runs)
     resets: list[int]
     latest: dict[int, dict[str, Any]]
     policy_digest: str
@@ -362,8 +365,9 @@ def judge_events(
 
 def save_verdicts(session: Session, batch: Batch) -> None:
     """Write the batch back: first verdicts, the replayed run-state projection, revisions, resets."""
-    update_many(session, Event.__table__, [event.verdict_values() for event in batch.events.values()])
-    update_many(session, Event.__table__, [{"id": pk, "runs": runs} for pk, runs in sorted(batch.replayed.items())])
+    update_many(session, Event.__table__, [event.verdict_values() for event in batch.events.values()], _EVENT_KEY)
+    update_many(session, Event.__table__, [{"id": pk, "measured_at": at, "runs": runs}
+                                           for pk, (at, runs) in sorted(batch.replayed.items())], _EVENT_KEY)
     upsert(session, VehicleRuns.__table__, list(batch.latest.values()), ["vehicle_id"])
     if batch.revisions:
         session.execute(insert(VerdictRevision.__table__), [{
@@ -481,7 +485,7 @@ class _Timeline:
                 self._first_verdict(last.item, last.judgement)
                 continue
             if last.judgement.runs != last.stored.runs and isinstance(last.item, judgement.Measurement):
-                self.batch.replayed[last.item.id] = last.judgement.runs
+                self.batch.replayed[last.item.id] = (last.item.at, last.judgement.runs)
             self._revise(last.stored, last.judgement, last.cause)
         assert last is not None
         if latest_key is None or last.item.key >= latest_key:

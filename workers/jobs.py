@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from core import audit, queue, runtime
+from core import audit, partitions, queue, runtime
 from core.db import utcnow
 from enforcement import cases, evidence, violations
 from remote_sensing import processing, snapshots
@@ -85,6 +85,13 @@ def sweep() -> int:
         return len(waiting)
     log.warning("sweeper found events waiting since before %s; judging them", cutoff.isoformat())
     return judge_pending() + len(waiting)
+
+
+def maintain_partitions() -> int:
+    """Create the coming months' partitions of the time-partitioned tables; how many."""
+    rt = runtime.current()
+    with rt.sessions() as session:
+        return len(partitions.ensure_months(session, utcnow().date()))
 
 
 def mark_overdue() -> int:

@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 
 # Periodic jobs: (dotted path, period in seconds). Each run has a deterministic id per
 # period, so several workers enqueueing the same sweep produce one job.
-PERIODIC: tuple[tuple[str, int], ...] = (("workers.jobs.sweep", 30), ("workers.jobs.mark_overdue", 600))
+PERIODIC: tuple[tuple[str, int], ...] = (
+    ("workers.jobs.sweep", 30), ("workers.jobs.mark_overdue", 600), ("workers.jobs.maintain_partitions", 3600),
+)
 
 
 def periodic_jobs(settings: Settings) -> tuple[tuple[str, int], ...]:
