@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     # full (worker only, not inline), so live traffic is judged in batches.
     judge_linger_ms: int = 100
 
+    # PostgreSQL: passing and invalid events measured before the month this many months ago
+    # are dropped, whole partitions at a time, once counted for the statistics; events that
+    # ground a violation, a revision or a listing are kept (remote_sensing.retention). 0: keep all.
+    retention_months: int = Field(default=24, ge=0)
+
     policy: Policy = Field(default_factory=Policy)
 
     @property

@@ -13,8 +13,9 @@ station's or the test's), diesel coverage in the region where it is registered.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,7 +28,8 @@ from core.settings import Policy
 from enforcement.cases import cases_query, in_region, overdue_clause, violation_in_region
 from enforcement.models import ACTIVE, Case, Listing, SupervisoryTest, Violation
 from enforcement.targets import Period, at_least, heating_season, month_of, ratio, share_at_least
-from remote_sensing.models import CONFIRMED, PROCESSED, Event, Snapshot
+from remote_sensing import retention
+from remote_sensing.models import CONFIRMED, PROCESSED, Event, EventCount, Snapshot, TestedVehicle
 
 TOP_REASONS = 3  # invalid reasons shown per station
 
@@ -43,14 +45,62 @@ class Scope:
         return [in_region(column, self.scope), in_region(column, self.region)]
 
 
-def _tested(period: Period, tz: ZoneInfo) -> Any:
+def _live(start: datetime, end: datetime, mark: datetime | None) -> tuple[datetime, datetime] | None:
+    """The part of [start, end) after the retention mark: read from the events."""
+    start = max(start, mark) if mark else start
+    return (start, end) if start < end else None
+
+
+def _retained(start: datetime, end: datetime, mark: datetime | None) -> tuple[datetime, datetime] | None:
+    """The part of [start, end) before the retention mark: read from the counts."""
+    end = min(end, mark) if mark else start
+    return (start, end) if start < end else None
+
+
+def _counted(
+    session: Session, period: Period, tz: ZoneInfo, where: Scope, group: tuple[str, ...],
+    *conditions: Callable[[Any], Any],
+) -> Counter[tuple[Any, ...]]:
+    """The judged measurements of the period counted by the `group` columns: the events
+    after the retention mark, the counts of dropped events before it (remote_sensing.retention).
+    Each of `conditions` takes the table (Event or EventCount) and answers a filter of it."""
+    start, end = period.bounds(tz)
+    mark = retention.retained_before(session)
+    out: Counter[tuple[Any, ...]] = Counter()
+    for table, span, column, n in (
+        (Event, _live(start, end, mark), Event.measured_at, func.count()),
+        (EventCount, _retained(start, end, mark), EventCount.hour, func.sum(EventCount.n)),
+    ):
+        if span is None:
+            continue
+        columns = [getattr(table, name) for name in group]
+        status = (Event.status == PROCESSED,) if table is Event else ()
+        for *key, count in session.execute(
+            select(*columns, n).join(Station, Station.id == table.station_id)
+            .where(*status, column >= span[0], column < span[1], *where.where(Station.region),
+                   *(condition(table) for condition in conditions))
+            .group_by(*columns)
+        ):
+            out[tuple(tuple(k) if isinstance(k, list) else k for k in key)] += count
+    return out
+
+
+def _tested(period: Period, tz: ZoneInfo, mark: datetime | None) -> Any:
     """(vehicle_id, region where tested) of every vehicle tested in the period, once each."""
     start, end = period.bounds(tz)
+    measured = []
+    if live := _live(start, end, mark):
+        measured.append(
+            select(Event.vehicle_id.label("vehicle_id"), Station.region.label("region"))
+            .join(Station, Station.id == Event.station_id)
+            .where(Event.status == PROCESSED, Event.valid.is_(True), Event.vehicle_id.is_not(None),
+                   Event.measured_at >= live[0], Event.measured_at < live[1]))
+    if kept := _retained(start, end, mark):
+        measured.append(
+            select(TestedVehicle.vehicle_id, Station.region).join(Station, Station.id == TestedVehicle.station_id)
+            .where(TestedVehicle.hour >= kept[0], TestedVehicle.hour < kept[1]))
     return union(
-        select(Event.vehicle_id.label("vehicle_id"), Station.region.label("region"))
-        .join(Station, Station.id == Event.station_id)
-        .where(Event.status == PROCESSED, Event.valid.is_(True), Event.vehicle_id.is_not(None),
-               Event.measured_at >= start, Event.measured_at < end),
+        *measured,
         select(SupervisoryTest.vehicle_id, SupervisoryTest.region)
         .where(SupervisoryTest.tested_at >= start, SupervisoryTest.tested_at < end),
         select(Snapshot.vehicle_id, Snapshot.region)
@@ -61,7 +111,7 @@ def _tested(period: Period, tz: ZoneInfo) -> Any:
 
 def vehicles_tested(session: Session, period: Period, where: Scope, tz: ZoneInfo) -> tuple[int, dict[str, int]]:
     """Distinct vehicles tested in the period: in all of the scope, and per region of testing."""
-    tested = _tested(period, tz)
+    tested = _tested(period, tz, retention.retained_before(session))
     total = session.scalar(select(func.count(func.distinct(tested.c.vehicle_id))).where(*where.where(tested.c.region)))
     per_region = session.execute(
         select(tested.c.region, func.count(func.distinct(tested.c.vehicle_id)))
@@ -75,7 +125,7 @@ def diesel_coverage(session: Session, period: Period, where: Scope, tz: ZoneInfo
                                                                                            dict[str, tuple[int, int]]]:
     """(diesel vehicles tested, registered diesel fleet): in all of the scope, and per region of registration."""
     diesel = Vehicle.fuel_type == "diesel", Vehicle.registered.is_(True), *where.where(Vehicle.region)
-    tested = _tested(period, tz)
+    tested = _tested(period, tz, retention.retained_before(session))
     tested_ids = select(tested.c.vehicle_id).scalar_subquery()
     fleet = dict(session.execute(select(Vehicle.region, func.count()).where(*diesel).group_by(Vehicle.region)).all())
     covered = dict(session.execute(
@@ -102,14 +152,7 @@ def supervision(
     period = month_of(month)
     start, end = period.bounds(tz)
 
-    events = (
-        select(Event.valid, Event.verdict, func.count())
-        .join(Station, Station.id == Event.station_id)
-        .where(Event.status == PROCESSED, Event.measured_at >= start, Event.measured_at < end,
-               *where.where(Station.region))
-        .group_by(Event.valid, Event.verdict)
-    )
-    counts = {(valid, verdict): n for valid, verdict, n in session.execute(events)}
+    counts = _counted(session, period, tz, where, ("valid", "verdict"))
     valid = sum(n for (ok, _), n in counts.items() if ok)
     judged = counts.get((True, "pass"), 0) + counts.get((True, "exceed"), 0)
     exceeded = counts.get((True, "exceed"), 0)
@@ -173,23 +216,14 @@ def supervision(
 def stations(session: Session, period: Period, where: Scope, tz: ZoneInfo) -> list[dict[str, Any]]:
     """Remote-sensing stations by valid share, lowest first (a silent station last), with
     their most frequent invalid reasons."""
-    start, end = period.bounds(tz)
-    month = (Event.status == PROCESSED, Event.measured_at >= start, Event.measured_at < end,
-             *where.where(Station.region))
     # Counts from ix_rs_events_measured alone; only the invalid minority is read for its reasons.
-    rows = session.execute(
-        select(Event.station_id, Event.valid, func.count()).join(Station, Station.id == Event.station_id)
-        .where(*month).group_by(Event.station_id, Event.valid)
-    ).all()
     valid: Counter[int] = Counter()
     invalid: Counter[int] = Counter()
-    for station_id, ok, n in rows:
+    for (station_id, ok), n in _counted(session, period, tz, where, ("station_id", "valid")).items():
         (valid if ok else invalid)[station_id] += n
     reasons: dict[int, Counter[str]] = defaultdict(Counter)
-    for station_id, codes, n in session.execute(
-        select(Event.station_id, Event.reasons, func.count()).join(Station, Station.id == Event.station_id)
-        .where(*month, Event.valid.is_(False)).group_by(Event.station_id, Event.reasons)
-    ):
+    invalid_reasons = _counted(session, period, tz, where, ("station_id", "reasons"), lambda t: t.valid.is_(False))
+    for (station_id, codes), n in invalid_reasons.items():
         for code in codes or []:
             reasons[station_id][code] += n
     listed = session.scalars(
@@ -212,18 +246,12 @@ def exceedance(session: Session, month: date, region: str | None, scope: str | N
     """Exceedance rate by fuel type and pollutant over the valid, judged measurements of the month."""
     where = Scope(scope, region)
     period = month_of(month)
-    start, end = period.bounds(tz)
-    rows = session.execute(
-        select(Event.fuel_type, Event.exceeded, func.count())
-        .join(Station, Station.id == Event.station_id)
-        .where(Event.status == PROCESSED, Event.valid.is_(True), Event.verdict.in_(("pass", "exceed")),
-               Event.measured_at >= start, Event.measured_at < end, *where.where(Station.region))
-        .group_by(Event.fuel_type, Event.exceeded)
-    ).all()
+    rows = _counted(session, period, tz, where, ("fuel_type", "exceeded"),
+                    lambda t: t.valid.is_(True), lambda t: t.verdict.in_(("pass", "exceed")))
     judged: Counter[str] = Counter()
     exceeding: Counter[str] = Counter()
     pollutants: dict[str, Counter[str]] = defaultdict(Counter)
-    for fuel, exceeded, n in rows:
+    for (fuel, exceeded), n in rows.items():
         judged[fuel] += n
         if exceeded:
             exceeding[fuel] += n

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import zlib
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import plates
@@ -235,3 +235,45 @@ class RunReset(Base):
     case_id: Mapped[int | None] = mapped_column(BigId)
     status: Mapped[str] = mapped_column(String(16), default=RECEIVED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventCount(Base):
+    """What retention keeps of the events it drops (remote_sensing.retention): the judged
+    events of one UTC hour and station counted by what the statistics group them by, so a
+    month's figures (enforcement.stats) stay answerable in any whole-hour time zone."""
+
+    __tablename__ = "rs_event_counts"
+    __table_args__ = (Index("ix_rs_event_counts_hour", "hour", "station_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    valid: Mapped[bool | None] = mapped_column(Boolean)
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    fuel_type: Mapped[str | None] = mapped_column(String(16))
+    exceeded: Mapped[list[str] | None] = mapped_column(Json)
+    reasons: Mapped[list[str] | None] = mapped_column(Json)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class TestedVehicle(Base):
+    """Vehicles validly measured, by UTC hour and station, of the events retention dropped:
+    the distinct-vehicle quotas and the diesel coverage count them."""
+
+    __tablename__ = "rs_tested_vehicles"
+    __table_args__ = (Index("ix_rs_tested_vehicles_hour", "hour", "station_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
+
+
+class RetainedMonth(Base):
+    """A UTC month of rs_events whose passing and invalid events retention dropped, once
+    counted into rs_event_counts and rs_tested_vehicles: before the end of the latest such
+    month the statistics read the counts, after it the events."""
+
+    __tablename__ = "rs_retained_months"
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    events_counted: Mapped[int] = mapped_column(Integer)
+    events_kept: Mapped[int] = mapped_column(Integer)

@@ -689,7 +689,10 @@ class Bench:
 
     def discard_backlog(self) -> None:
         """Events left waiting by the ingest phases would be judged by the next phase: remove them."""
-        n = self.sql("DELETE FROM rs_events WHERE status = 'received'")
+        keyed = self.sql("SELECT to_regclass('rs_event_keys') IS NOT NULL")[0][0]  # from migration 0014
+        n = self.sql("WITH gone AS (DELETE FROM rs_events WHERE status = 'received' RETURNING id) "
+                     "DELETE FROM rs_event_keys WHERE id IN (SELECT id FROM gone)" if keyed
+                     else "DELETE FROM rs_events WHERE status = 'received'")
         self.redis.flushdb()
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             from sqlalchemy import text

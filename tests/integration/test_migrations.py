@@ -287,3 +287,23 @@ def test_0014_event_partitions_keeps_every_event_key_and_revision(scratch):
         assert outcomes[0].id == 12 and outcomes[1].id > 12  # PostgreSQL's sequence may skip one
     finally:
         engine.dispose()
+
+
+def test_0015_event_retention_adds_empty_counts_and_keeps_events(scratch):
+    upgrade(scratch, "0010_registry")
+    with connect(scratch) as conn:
+        _seed_0005(conn)
+    upgrade(scratch, "0014_event_partitions")
+    with connect(scratch) as conn:
+        conn.execute(text("INSERT INTO rs_event_keys (id, station_id, event_id, measured_at) "
+                          f"VALUES (10, 1, 'e10', '{NOW}')"))
+        conn.execute(text(
+            "INSERT INTO rs_events (id, station_id, event_id, body_hash, payload, measured_at, received_at, status)"
+            f" VALUES (10, 1, 'e10', 'h', '{{}}', '{NOW}', '{NOW}', 'processed')"))
+        before = [tuple(r) for r in conn.execute(text("SELECT * FROM rs_events"))]
+    upgrade(scratch, "0015_event_retention")
+    with connect(scratch) as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT * FROM rs_events"))] == before
+        for table in ("rs_event_counts", "rs_tested_vehicles", "rs_retained_months"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM violations")).scalar_one() == 1

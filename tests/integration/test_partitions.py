@@ -63,7 +63,7 @@ def test_events_live_in_their_months_partition_and_months_are_kept_ahead(app, st
 
 @needs_postgres("declarative partitioning is PostgreSQL's")
 def test_a_backlog_older_than_every_month_goes_to_default_then_gets_its_month(app, station, drain, client, login):
-    old_at = datetime(2021, 3, 15, 8, 0, tzinfo=CST)
+    old_at = datetime(2025, 3, 15, 8, 0, tzinfo=CST)  # within the retention: kept whole
     bodies = [event(f"old-{n}", at=old_at + timedelta(minutes=n), measurements={"no_ppm": 1600}) for n in range(3)]
     ids = [x["id"] for x in station.post_json(EVENTS + "/batch", {"events": bodies}).get_json()["results"]]
     drain()
@@ -73,7 +73,7 @@ def test_a_backlog_older_than_every_month_goes_to_default_then_gets_its_month(ap
 
     with app.app_context():
         assert jobs.maintain_partitions() == 1
-    assert {_partition_of(app, pk) for pk in ids} == {"rs_events_y2021m03"}
+    assert {_partition_of(app, pk) for pk in ids} == {"rs_events_y2025m03"}
     after = {pk: client.get(f"{EVENTS}/{pk}", headers=officer).get_json() for pk in ids}
     assert after == before and {v["status"] for v in after.values()} == {"processed"}
     # A replay still finds the stored event where it went.
