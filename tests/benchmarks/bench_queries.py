@@ -126,7 +126,7 @@ class Generator:
             self.violations_and_cases()
             did = True
         have = self.one("SELECT coalesce(max(id), 0) FROM rs_events") or 0
-        if have < a.events or self.one("SELECT count(*) FROM bench_saved_indexes WHERE tbl = 'rs_events'"
+        if have < a.events or self.one("SELECT count(*) FROM bench_saved_indexes WHERE tbl LIKE 'rs_event%%'"
                                        if self.table_exists("bench_saved_indexes") else "SELECT 0"):
             self.events(have)
             did = True
@@ -333,11 +333,23 @@ class Generator:
             raise RuntimeError("the bench stations are missing")
         log(f"rs_events: {have:,} present, generating up to {a.events:,}")
         self.drop_indexes("rs_events")
+        self.drop_indexes("rs_event_keys")
+        self.months_partitions()
         chunk = 1_000_000
         start = have + 1
         while start <= a.events:
             end = min(a.events, start + chunk - 1)
             self.timed("rs_events", """
+                WITH g AS MATERIALIZED (
+                    SELECT i, (%s::bigint[])[1 + i %% 3] AS st, 'E' || lpad(i::text, 10, '0') AS eid,
+                           1 + (i * 2654435761) %% %s AS vid,
+                           date_trunc('second', (now() AT TIME ZONE 'UTC') - interval '365 days'
+                               + (i::float8 / %s) * interval '365 days' + random() * interval '30 seconds') AS m,
+                           random() AS r1, random() AS r2, random() AS r3
+                    FROM generate_series(%s::bigint, %s::bigint) AS i
+                ), k AS (  -- the idempotency keys and ids (migration 0014)
+                    INSERT INTO rs_event_keys (id, station_id, event_id, measured_at) SELECT i, st, eid, m FROM g
+                )
                 INSERT INTO rs_events (id, station_id, event_id, body_hash, payload, measured_at, received_at, status,
                     processed_at, valid, reasons, verdict, exceeded, fuel_type, plate_read, plate_match, vehicle_id,
                     runs, judged, warnings, limits, policy_digest, violation_id)
@@ -371,19 +383,24 @@ class Generator:
                     jsonb_build_object('no_ppm', i %% 3), '[]'::jsonb, '[]'::jsonb,
                     '{"co_pct": 3.0, "hc_ppm": 200, "no_ppm": 1500, "opacity_pct": 30}'::jsonb,
                     'bench000000000000000000000000000', NULL
-                FROM (
-                    SELECT i, (%s::bigint[])[1 + i %% 3] AS st, 'E' || lpad(i::text, 10, '0') AS eid,
-                           1 + (i * 2654435761) %% %s AS vid,
-                           (now() AT TIME ZONE 'UTC') - interval '365 days'
-                               + (i::float8 / %s) * interval '365 days' + random() * interval '30 seconds' AS m,
-                           random() AS r1, random() AS r2, random() AS r3
-                    FROM generate_series(%s::bigint, %s::bigint) AS i
-                ) g JOIN vehicles v ON v.id = g.vid
+                FROM g JOIN vehicles v ON v.id = g.vid
             """, (stations, a.vehicles, a.events, start, end))
             log(f"  rs_events up to {end:,}")
             start = end + 1
-        self.q("SELECT setval(pg_get_serial_sequence('rs_events', 'id'), (SELECT max(id) FROM rs_events))")
+        self.q("SELECT setval(pg_get_serial_sequence('rs_event_keys', 'id'), (SELECT max(id) FROM rs_event_keys))")
+        self.restore_indexes("rs_event_keys")
         self.restore_indexes("rs_events")
+
+    def months_partitions(self) -> None:
+        """The monthly partitions of the generated year (the sweep only makes months ahead)."""
+        today = datetime.now(UTC).date()
+        month = date(today.year - 1, today.month, 1)
+        while month < date(today.year, today.month, 1):
+            name = f"rs_events_y{month.year:04d}m{month.month:02d}"
+            after = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+            if not self.table_exists(name):
+                self.q(f"CREATE TABLE {name} PARTITION OF rs_events FOR VALUES FROM ('{month}') TO ('{after}')")
+            month = after
 
 
 # --- HTTP --------------------------------------------------------------------------------
