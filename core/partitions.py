@@ -1,4 +1,5 @@
-"""Monthly partitions of the tables PostgreSQL keeps by time (rs_events by `measured_at`).
+"""Monthly partitions of the tables PostgreSQL keeps by time (rs_events by `measured_at`,
+bs_snapshots by `captured_at`).
 
 One partition per UTC calendar month, `<table>_yYYYYmMM`, and `<table>_default` for rows
 of a month that has none yet (a backlog older than the first month, or months the sweep
@@ -23,7 +24,7 @@ from core.db import is_postgres
 
 log = logging.getLogger(__name__)
 
-PARTITIONED = {"rs_events": "measured_at"}
+PARTITIONED = {"rs_events": "measured_at", "bs_snapshots": "captured_at"}
 MONTHS_AHEAD = 3
 LOCK_TIMEOUT = "5s"
 

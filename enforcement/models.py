@@ -216,7 +216,7 @@ class SuspectedClone(Base):
     __tablename__ = "suspected_clones"
     __table_args__ = (Index("ix_suspected_clones_region", "region", "reported_at", "id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("bs_snapshots.id"), unique=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("bs_snapshot_keys.id"), unique=True)
     vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
     region: Mapped[str] = mapped_column(String(6))  # where the smoke was seen
     captured_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -132,13 +132,26 @@ REJECTED = "rejected"
 REVIEWED = (CONFIRMED, REJECTED)
 
 
+class SnapshotKey(Base):
+    """Each stored snapshot's idempotency key and the source of its id: like EventKey, apart
+    from bs_snapshots because that table is partitioned by month on PostgreSQL."""
+
+    __tablename__ = "bs_snapshot_keys"
+    __table_args__ = (UniqueConstraint("station_id", "event_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    event_id: Mapped[str] = mapped_column(String(100))
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Snapshot(Base):
     """A black-smoke camera snapshot: metadata and image references as received, the
-    OpenCV estimate once analysed, and the review decision once a person made it."""
+    OpenCV estimate once analysed, and the review decision once a person made it. On
+    PostgreSQL partitioned by month of `captured_at`; its primary key there is
+    (`id`, `captured_at`)."""
 
     __tablename__ = "bs_snapshots"
     __table_args__ = (
-        UniqueConstraint("station_id", "event_id"),
         # The outbox of the analysis jobs, like rs_events (a snapshot may be reviewed
         # before its analysis ran; it still gets its estimate).
         Index(
@@ -148,8 +161,10 @@ class Snapshot(Base):
         # The review queue: per status, highest estimate first, then newest.
         Index("ix_bs_snapshots_queue", "status", "estimated_level", "id"),
         Index("ix_bs_snapshots_region", "region", "id"),
+        {"postgresql_partition_by": "RANGE (captured_at)"},
     )
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)  # its SnapshotKey's
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
     event_id: Mapped[str] = mapped_column(String(100))
     body_hash: Mapped[str] = mapped_column(String(64))  # metadata meaning + image hashes
@@ -157,7 +172,7 @@ class Snapshot(Base):
     # [{"sha256", "format", "width", "height", "size_bytes"}] in upload order (n from 0).
     images: Mapped[list[dict[str, Any]]] = mapped_column(Json)
     region: Mapped[str] = mapped_column(String(6))  # the station's, for scoping people
-    captured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     camera_ringelmann: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=RECEIVED)

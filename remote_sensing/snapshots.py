@@ -22,14 +22,14 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from core import pagination, regions
-from core.db import insert_ignore, utcnow
+from core.db import insert_keyed_returning, utcnow
 from core.errors import Conflict, NotFound
 from core.queue import enqueue_after_commit
 from core.settings import Settings
 from remote_sensing import ringelmann
 from remote_sensing.images import ImageInfo, ImageRejected, decode_grey, inspect_image
 from remote_sensing.ingest import body_hash
-from remote_sensing.models import PENDING_REVIEW, RECEIVED, REVIEWED, Snapshot
+from remote_sensing.models import PENDING_REVIEW, RECEIVED, REVIEWED, Snapshot, SnapshotKey
 from schemas.common import not_in_future, parse_json
 from schemas.snapshots import SnapshotMetadataIn
 
@@ -69,8 +69,8 @@ def receive(
 
     digest = body_hash({"metadata": body, "images": [info.sha256 for info in infos]})
     stored = _stored(session, station_id, data["event_id"])
-    # As in ingest: what was not there before is ours (insert_ignore's rowcount is not
-    # reliable on every driver); a concurrent identical upload may also answer 202.
+    # As in ingest: what was not there before is ours; a concurrent identical upload may
+    # also answer 202.
     inserted = stored is None
     if stored is None:
         for blob, info in zip(images, infos, strict=True):
@@ -81,7 +81,7 @@ def receive(
             "captured_at": data["captured_at"], "received_at": utcnow(),
             "camera_ringelmann": data.get("camera_ringelmann"), "status": RECEIVED,
         }
-        insert_ignore(session, Snapshot.__table__, [row], ["station_id", "event_id"])
+        insert_keyed_returning(session, SnapshotKey.__table__, Snapshot.__table__, [row], _KEY, ["id"])
         stored = _stored(session, station_id, data["event_id"])
         assert stored is not None
     pk, stored_digest = stored
@@ -133,9 +133,14 @@ def _image_record(info: ImageInfo) -> dict[str, Any]:
             "size_bytes": info.size_bytes}
 
 
+_KEY = ["station_id", "event_id"]
+
+
 def _stored(session: Session, station_id: int, event_id: str) -> tuple[int, str] | None:
     row = session.execute(
-        select(Snapshot.id, Snapshot.body_hash).where(Snapshot.station_id == station_id, Snapshot.event_id == event_id)
+        select(SnapshotKey.id, Snapshot.body_hash)
+        .join(Snapshot, (Snapshot.id == SnapshotKey.id) & (Snapshot.captured_at == SnapshotKey.captured_at))
+        .where(SnapshotKey.station_id == station_id, SnapshotKey.event_id == event_id)
     ).first()
     return None if row is None else (row[0], row[1])
 

@@ -307,3 +307,32 @@ def test_0015_event_retention_adds_empty_counts_and_keeps_events(scratch):
         for table in ("rs_event_counts", "rs_tested_vehicles", "rs_retained_months"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM violations")).scalar_one() == 1
+
+
+def test_0016_snapshot_partitions_keeps_every_snapshot_key_and_suspected_clone(scratch):
+    upgrade(scratch, "0010_registry")
+    with connect(scratch) as conn:
+        _seed_0005(conn)
+    upgrade(scratch, "0015_event_retention")
+    with connect(scratch) as conn:
+        for pk, at in ((5, "2025-02-10 03:00:00"), (6, NOW)):
+            conn.execute(text(
+                "INSERT INTO bs_snapshots (id, station_id, event_id, body_hash, payload, images, region, captured_at,"
+                f" received_at, status) VALUES ({pk}, 1, 'bs{pk}', 'h{pk}', '{{}}', '[]', '320200', '{at}', '{NOW}',"
+                " 'pending_review')"))
+        conn.execute(text(
+            "INSERT INTO suspected_clones (id, snapshot_id, vehicle_id, region, captured_at, ringelmann, reported_by,"
+            f" reported_at) VALUES (1, 5, 1, '320200', '2025-02-10 03:00:00', 3, 'r', '{NOW}')"))
+        before = [tuple(r) for r in conn.execute(text("SELECT * FROM bs_snapshots ORDER BY id"))]
+    upgrade(scratch, "0016_snapshot_partitions")
+    with connect(scratch) as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT * FROM bs_snapshots ORDER BY id"))] == before
+        keys = conn.execute(text("SELECT id, event_id FROM bs_snapshot_keys ORDER BY id")).all()
+        assert [tuple(k) for k in keys] == [(5, "bs5"), (6, "bs6")]
+        assert conn.execute(text("SELECT snapshot_id FROM suspected_clones")).scalar_one() == 5
+        if scratch.startswith("postgresql"):
+            where = dict(conn.execute(text("SELECT id, CAST(tableoid::regclass AS text) FROM bs_snapshots")).all())
+            assert where == {5: "bs_snapshots_y2025m02", 6: "bs_snapshots_y2026m11"}
+            conn.execute(text("INSERT INTO bs_snapshot_keys (station_id, event_id, captured_at) "
+                              f"VALUES (1, 'bs7', '{NOW}')"))
+            assert conn.execute(text("SELECT max(id) FROM bs_snapshot_keys")).scalar_one() == 7

@@ -80,3 +80,26 @@ def test_a_backlog_older_than_every_month_goes_to_default_then_gets_its_month(ap
     assert station.post_json(EVENTS, bodies[0]).status_code == 200
     with app.app_context():
         assert jobs.maintain_partitions() == 0
+
+
+def test_a_snapshot_replayed_with_another_capture_month_is_a_conflict(app, make_station):
+    """Snapshots have their key apart too (bs_snapshot_keys): unique across partitions."""
+    from remote_sensing.models import Snapshot, SnapshotKey
+    from tests.integration.test_black_smoke import jpeg, metadata, upload
+
+    smoke = make_station("BS001", kind="black_smoke")
+    meta = metadata("bs-moved-1")
+    first = upload(smoke, meta, [jpeg()])
+    assert first.status_code == 202
+    earlier = {**meta, "captured_at": (datetime.now(CST) - timedelta(days=95)).isoformat()}
+    r = upload(smoke, earlier, [jpeg()])
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "event_id_conflict"
+    assert upload(smoke, meta, [jpeg()]).status_code == 200
+    with app.extensions["lantian"].sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Snapshot)) == 1
+        assert s.scalar(select(func.count()).select_from(SnapshotKey)) == 1
+        if s.get_bind().dialect.name == "postgresql":
+            where = s.scalar(text("SELECT CAST(tableoid::regclass AS text) FROM bs_snapshots"))
+            assert where == partitions.partition_name(
+                "bs_snapshots", partitions.month_of(datetime.fromisoformat(meta["captured_at"]).astimezone(UTC)))
+
