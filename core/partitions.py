@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import exc, text
 from sqlalchemy.orm import Session
 
 from core.db import is_postgres
+from core.months import add_months, month_start, next_month
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +34,6 @@ LOCK_TIMEOUT = "5s"
 class Partition:
     name: str
     month: date | None  # None: the default partition
-
-
-def month_of(at: date | datetime) -> date:
-    return date(at.year, at.month, 1)
-
-
-def next_month(month: date) -> date:
-    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
-
-
-def add_months(month: date, n: int) -> date:
-    index = month.year * 12 + month.month - 1 + n
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def partition_name(table: str, month: date) -> str:
@@ -88,10 +76,10 @@ def ensure_months(session: Session, today: date, months_ahead: int = MONTHS_AHEA
     created = []
     for table, column in PARTITIONED.items():
         have = {p.month for p in partitions(session, table) if p.month is not None}
-        month = month_of(today)
+        month = month_start(today)
         wanted = set(session.scalars(text(
             f"SELECT DISTINCT CAST(date_trunc('month', {column}) AS date) FROM {table}_default")))
-        while month <= add_months(month_of(today), months_ahead):
+        while month <= add_months(month_start(today), months_ahead):
             wanted.add(month)
             month = next_month(month)
         for month in sorted(wanted - have):

@@ -11,6 +11,8 @@ from datetime import date, datetime, time, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
+from core.months import month_start, next_month
+
 
 @dataclass(frozen=True)
 class Period:
@@ -25,8 +27,7 @@ class Period:
 
 
 def month_of(first: date) -> Period:
-    nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    return Period(first.replace(day=1), nxt - timedelta(days=1))
+    return Period(month_start(first), next_month(first) - timedelta(days=1))
 
 
 def heating_season(day: date, start: tuple[int, int], end: tuple[int, int]) -> Period:

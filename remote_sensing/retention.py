@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import exc, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from core import partitions
+from core import months, partitions
 from core.db import is_postgres
 from remote_sensing.models import RetainedMonth
 
@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 
 TABLE = "rs_events"
 
-# Every event id something else names as evidence or as judge state.
+# Every event id something else names as evidence or as judge state. A violation's run is
+# read as enforcement.evidence.run_event_ids reads it (`details.events`, else
+# `details.event_id`); change the two together.
 _GROUNDS = """
 SELECT CAST(source_ref AS bigint) FROM violations WHERE source = 'remote_sensing' AND source_ref ~ '^[0-9]{1,18}$'
 UNION SELECT CAST(jsonb_array_elements_text(details->'events') AS bigint) FROM violations
@@ -53,14 +55,14 @@ UNION SELECT event_id FROM rs_vehicle_runs
 def retained_before(session: Session) -> datetime | None:
     """The end of the latest retained month: statistics before it read the counts."""
     month = session.scalar(select(func.max(RetainedMonth.month)))
-    return None if month is None else datetime.combine(partitions.next_month(month), datetime.min.time(), UTC)
+    return None if month is None else datetime.combine(months.next_month(month), datetime.min.time(), UTC)
 
 
 def due_months(session: Session, today: date, retention_months: int) -> list[date]:
     """Months of rs_events older than the retention and not yet retained, oldest first."""
     if retention_months <= 0 or not is_postgres(session):
         return []
-    mark = partitions.add_months(partitions.month_of(today), -retention_months)
+    mark = months.add_months(months.month_start(today), -retention_months)
     done = set(session.scalars(select(RetainedMonth.month)))
     return [p.month for p in partitions.partitions(session, TABLE)
             if p.month is not None and p.month < mark and p.month not in done]
@@ -97,7 +99,7 @@ def _retain_month(session: Session, month: date) -> bool:
             f"OR id IN ({_GROUNDS})")).rowcount
         session.execute(text(f"ALTER TABLE {TABLE} DETACH PARTITION {name}"))
         session.execute(text(f"ALTER TABLE {TABLE} ATTACH PARTITION {kept} "
-                             f"FOR VALUES FROM ('{month}') TO ('{partitions.next_month(month)}')"))
+                             f"FOR VALUES FROM ('{month}') TO ('{months.next_month(month)}')"))
         dropped = session.execute(text(
             f"DELETE FROM rs_event_keys WHERE id IN (SELECT id FROM {name} EXCEPT SELECT id FROM {kept})")).rowcount
         session.execute(text(f"DROP TABLE {name}"))

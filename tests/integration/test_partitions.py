@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select, text
 
-from core import partitions
+from core import months, partitions
 from remote_sensing.models import Event, EventKey
 from tests.conftest import needs_postgres
 from tests.factories import CST, event
@@ -17,9 +17,9 @@ EVENTS = "/api/v1/remote-sensing/events"
 
 
 def test_months_arithmetic():
-    assert partitions.next_month(date(2026, 12, 1)) == date(2027, 1, 1)
-    assert partitions.add_months(date(2026, 11, 1), 3) == date(2027, 2, 1)
-    assert partitions.add_months(date(2026, 1, 1), -1) == date(2025, 12, 1)
+    assert months.next_month(date(2026, 12, 1)) == date(2027, 1, 1)
+    assert months.add_months(date(2026, 11, 1), 3) == date(2027, 2, 1)
+    assert months.add_months(date(2026, 1, 1), -1) == date(2025, 12, 1)
     assert partitions.partition_name("rs_events", date(2027, 2, 1)) == "rs_events_y2027m02"
     assert partitions.is_partition("rs_events_y2027m02") and partitions.is_partition("rs_events_default")
     assert not partitions.is_partition("rs_events") and not partitions.is_partition("rs_event_keys")
@@ -52,11 +52,11 @@ def _partition_of(app, pk: int) -> str:
 def test_events_live_in_their_months_partition_and_months_are_kept_ahead(app, station, drain):
     now = datetime.now(UTC)
     r = station.post_json(EVENTS, event("now-1"))
-    assert _partition_of(app, r.get_json()["id"]) == partitions.partition_name("rs_events", partitions.month_of(now))
+    assert _partition_of(app, r.get_json()["id"]) == partitions.partition_name("rs_events", months.month_start(now))
     with app.extensions["lantian"].sessions() as s:
-        months = [p.month for p in partitions.partitions(s, "rs_events")]
-    ahead = partitions.add_months(partitions.month_of(now), partitions.MONTHS_AHEAD)
-    assert ahead in months and months[-1] is None  # ...and the default partition last
+        have = [p.month for p in partitions.partitions(s, "rs_events")]
+    ahead = months.add_months(months.month_start(now), partitions.MONTHS_AHEAD)
+    assert ahead in have and have[-1] is None  # ...and the default partition last
     with app.app_context():
         assert jobs.maintain_partitions() == 0  # nothing missing: the sweep changes nothing
 
@@ -101,5 +101,5 @@ def test_a_snapshot_replayed_with_another_capture_month_is_a_conflict(app, make_
         if s.get_bind().dialect.name == "postgresql":
             where = s.scalar(text("SELECT CAST(tableoid::regclass AS text) FROM bs_snapshots"))
             assert where == partitions.partition_name(
-                "bs_snapshots", partitions.month_of(datetime.fromisoformat(meta["captured_at"]).astimezone(UTC)))
+                "bs_snapshots", months.month_start(datetime.fromisoformat(meta["captured_at"]).astimezone(UTC)))
 

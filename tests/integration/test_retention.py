@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
 
-from core import partitions
+from core import months, partitions
 from enforcement.evidence import run_event_ids
 from enforcement.models import Violation
 from remote_sensing import retention
@@ -19,8 +19,8 @@ from tests.factories import CST, event, vehicle
 EVENTS = "/api/v1/remote-sensing/events"
 
 
-def _month_ago(months: int) -> datetime:
-    month = partitions.add_months(partitions.month_of(datetime.now(UTC)), -months)
+def _month_ago(n: int) -> datetime:
+    month = months.add_months(months.month_start(datetime.now(UTC)), -n)
     return datetime(month.year, month.month, 15, 10, 0, tzinfo=CST)
 
 
@@ -72,10 +72,10 @@ def test_a_retained_month_keeps_its_evidence_and_its_statistics(app, client, log
     with rt.sessions() as s:
         partitions.ensure_months(s, today)  # the month's rows leave the default partition first
         # Two months old: not past a retention of 2 (older partitions other tests made may be).
-        assert partitions.month_of(at) not in retention.due_months(s, today, 2)
-        assert partitions.month_of(at) in retention.retain(s, today, 1)
+        assert months.month_start(at) not in retention.due_months(s, today, 2)
+        assert months.month_start(at) in retention.retain(s, today, 1)
         assert retention.retain(s, today, 1) == []  # done once
-        record = s.get(RetainedMonth, partitions.month_of(at))
+        record = s.get(RetainedMonth, months.month_start(at))
         assert (record.events_counted, record.events_kept) == (8, 5)
         stored_keys = set(s.scalars(select(EventKey.id)))
 
