@@ -59,29 +59,20 @@ def _retained(start: datetime, end: datetime, mark: datetime | None) -> tuple[da
 
 def _counted(
     session: Session, period: Period, tz: ZoneInfo, where: Scope, group: tuple[str, ...],
-    *conditions: Callable[[Any], Any],
+    *conditions: Callable[[EventCount], Any],
 ) -> Counter[tuple[Any, ...]]:
-    """The judged measurements of the period counted by the `group` columns: the events
-    after the retention mark, the counts of dropped events before it (remote_sensing.retention).
-    Each of `conditions` takes the table (Event or EventCount) and answers a filter of it."""
+    """The judged measurements of the period counted by the `group` columns, from the counts
+    the judge keeps (remote_sensing.counts). Each of `conditions` answers a filter of them."""
     start, end = period.bounds(tz)
-    mark = retention.retained_before(session)
+    columns = [getattr(EventCount, name) for name in group]
     out: Counter[tuple[Any, ...]] = Counter()
-    for table, span, column, n in (
-        (Event, _live(start, end, mark), Event.measured_at, func.count()),
-        (EventCount, _retained(start, end, mark), EventCount.hour, func.sum(EventCount.n)),
+    for *key, count in session.execute(
+        select(*columns, func.sum(EventCount.n)).join(Station, Station.id == EventCount.station_id)
+        .where(EventCount.hour >= start, EventCount.hour < end, *where.where(Station.region),
+               *(condition(EventCount) for condition in conditions))
+        .group_by(*columns)
     ):
-        if span is None:
-            continue
-        columns = [getattr(table, name) for name in group]
-        status = (Event.status == PROCESSED,) if table is Event else ()
-        for *key, count in session.execute(
-            select(*columns, n).join(Station, Station.id == table.station_id)
-            .where(*status, column >= span[0], column < span[1], *where.where(Station.region),
-                   *(condition(table) for condition in conditions))
-            .group_by(*columns)
-        ):
-            out[tuple(tuple(k) if isinstance(k, list) else k for k in key)] += count
+        out[tuple(tuple(k) if isinstance(k, list) else k for k in key)] += count
     return out
 
 

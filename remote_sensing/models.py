@@ -253,12 +253,16 @@ class RunReset(Base):
 
 
 class EventCount(Base):
-    """What retention keeps of the events it drops (remote_sensing.retention): the judged
-    events of one UTC hour and station counted by what the statistics group them by, so a
-    month's figures (enforcement.stats) stay answerable in any whole-hour time zone."""
+    """Judged events of one UTC hour and station counted by what the statistics group them
+    by (remote_sensing.counts, kept at the verdict): a month's figures (enforcement.stats)
+    read these, in any whole-hour time zone, and outlive the events retention drops."""
 
     __tablename__ = "rs_event_counts"
-    __table_args__ = (Index("ix_rs_event_counts_hour", "hour", "station_id"),)
+    __table_args__ = (
+        Index("ix_rs_event_counts_hour", "hour", "station_id"),
+        Index("ix_rs_event_counts_unmerged", "hour", "station_id",
+              postgresql_where=text("NOT merged"), sqlite_where=text("NOT merged")),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     hour: Mapped[datetime] = mapped_column(UTCDateTime)
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
@@ -268,6 +272,8 @@ class EventCount(Base):
     exceeded: Mapped[list[str] | None] = mapped_column(Json)
     reasons: Mapped[list[str] | None] = mapped_column(Json)
     n: Mapped[int] = mapped_column(Integer)
+    # Added by a judge's batch (False) or merged into one row per kind by the sweep (True).
+    merged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class TestedVehicle(Base):
@@ -283,9 +289,10 @@ class TestedVehicle(Base):
 
 
 class RetainedMonth(Base):
-    """A UTC month of rs_events whose passing and invalid events retention dropped, once
-    counted into rs_event_counts and rs_tested_vehicles: before the end of the latest such
-    month the statistics read the counts, after it the events."""
+    """A UTC month of rs_events whose passing and invalid events retention dropped, once its
+    tested vehicles were counted into rs_tested_vehicles: before the end of the latest such
+    month the distinct-vehicle figures read those, after it the events. `events_counted` is
+    the month's judged events at the time (rs_event_counts holds them since their verdicts)."""
 
     __tablename__ = "rs_retained_months"
     month: Mapped[date] = mapped_column(Date, primary_key=True)

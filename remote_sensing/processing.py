@@ -28,7 +28,7 @@ from core.errors import Unprocessable
 from core.identity import Interval, Station, station_calibrated, suspended_at, suspensions_of
 from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
-from remote_sensing import judgement, limits, validity
+from remote_sensing import counts, judgement, limits, validity
 from remote_sensing.models import (
     JUDGE_SHARDS,
     PROCESSED,
@@ -366,6 +366,7 @@ def judge_events(
 def save_verdicts(session: Session, batch: Batch) -> None:
     """Write the batch back: first verdicts, the replayed run-state projection, revisions, resets."""
     update_many(session, Event.__table__, [event.verdict_values() for event in batch.events.values()], _EVENT_KEY)
+    counts.add(session, batch.events.values())  # the statistics', with the verdicts they count
     update_many(session, Event.__table__, [{"id": pk, "measured_at": at, "runs": runs}
                                            for pk, (at, runs) in sorted(batch.replayed.items())], _EVENT_KEY)
     upsert(session, VehicleRuns.__table__, list(batch.latest.values()), ["vehicle_id"])

@@ -3,9 +3,9 @@ its evidence and its statistics, not its passing measurements.
 
 For each such UTC month, oldest first, one transaction:
 
-1. counts its judged events into rs_event_counts (by hour, station, validity, verdict, fuel,
-   pollutants, reasons) and its validly measured vehicles into rs_tested_vehicles, which
-   the statistics read for months before the retention mark (enforcement.stats);
+1. counts its validly measured vehicles into rs_tested_vehicles, which the statistics'
+   distinct-vehicle figures read for months before the retention mark (enforcement.stats;
+   the judge already counted its verdicts into rs_event_counts, remote_sensing.counts);
 2. copies the events that must stay into a new table, the month's *kept partition*: every
    event a violation names (its run, the event that completed it, the one that withdrew
    it), every event with a verdict revision or causing one, every vehicle's latest
@@ -84,11 +84,7 @@ def _retain_month(session: Session, month: date) -> bool:
     try:
         session.execute(text(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'"))
         session.execute(text(f"LOCK TABLE {name} IN SHARE MODE"))
-        counted = session.execute(text(
-            "INSERT INTO rs_event_counts (hour, station_id, valid, verdict, fuel_type, exceeded, reasons, n) "
-            "SELECT date_trunc('hour', measured_at), station_id, valid, verdict, fuel_type, exceeded, reasons, "
-            f"count(*) FROM {name} WHERE status = 'processed' GROUP BY 1, 2, 3, 4, 5, 6, 7 RETURNING n"
-        )).scalars().all()
+        counted = session.scalar(text(f"SELECT count(*) FROM {name} WHERE status = 'processed'"))
         session.execute(text(
             "INSERT INTO rs_tested_vehicles (hour, station_id, vehicle_id) "
             f"SELECT DISTINCT date_trunc('hour', measured_at), station_id, vehicle_id FROM {name} "
@@ -104,11 +100,11 @@ def _retain_month(session: Session, month: date) -> bool:
             f"DELETE FROM rs_event_keys WHERE id IN (SELECT id FROM {name} EXCEPT SELECT id FROM {kept})")).rowcount
         session.execute(text(f"DROP TABLE {name}"))
         session.execute(text(f"ALTER TABLE {kept} RENAME TO {name}"))
-        session.execute(insert(RetainedMonth).values(month=month, events_counted=sum(counted), events_kept=n_kept))
+        session.execute(insert(RetainedMonth).values(month=month, events_counted=counted, events_kept=n_kept))
         session.commit()
     except exc.OperationalError as err:  # a lock not had in time: the next sweep tries again
         session.rollback()
         log.warning("month %s not retained now: %s", name, err)
         return False
-    log.info("retained %s: %d events counted, %d kept, %d dropped", name, sum(counted), n_kept, dropped)
+    log.info("retained %s: %d judged events, %d kept, %d dropped", name, counted, n_kept, dropped)
     return True

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from core import audit, partitions, queue, runtime
 from core.db import utcnow
 from enforcement import cases, evidence, violations
-from remote_sensing import processing, retention, snapshots
+from remote_sensing import counts, processing, retention, snapshots
 from remote_sensing.models import RECEIVED, Event, RunReset
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,16 @@ def sweep() -> int:
 
 
 def maintain_partitions() -> int:
-    """Create the coming months' partitions of the time-partitioned tables, then retain the
-    months past `retention_months` (remote_sensing.retention); how many months changed."""
+    """Create the coming months' partitions of the time-partitioned tables, retain the
+    months past `retention_months` (remote_sensing.retention) and merge the judges' event
+    counts (remote_sensing.counts); how many months changed."""
     rt = runtime.current()
     today = utcnow().date()
     with rt.sessions() as session:
         created = partitions.ensure_months(session, today)
-        return len(created) + len(retention.retain(session, today, rt.settings.retention_months))
+        retained = retention.retain(session, today, rt.settings.retention_months)
+        counts.merge(session)
+        return len(created) + len(retained)
 
 
 def mark_overdue() -> int:

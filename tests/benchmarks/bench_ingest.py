@@ -750,6 +750,18 @@ class Bench:
         q.enqueue("workers.jobs.judge_pending", job_id=f"bench-drain-{self.tag}-{k}-{time.time_ns()}",
                   result_ttl=60, job_timeout=600)
 
+    def churn(self) -> dict[str, Any]:
+        """What a judged event leaves behind: index entries read per parent index of rs_events
+        (summed over its partitions), dead tuples of the partitions, autovacuums so far."""
+        index = self.sql("""
+            SELECT p.relname, sum(s.idx_tup_read)::bigint FROM pg_stat_user_indexes s
+            JOIN pg_inherits h ON h.inhrelid = s.indexrelid JOIN pg_class p ON p.oid = h.inhparent
+            WHERE s.relname LIKE 'rs_events%' GROUP BY p.relname""")
+        dead, vacuums = self.sql("""
+            SELECT coalesce(sum(n_dead_tup), 0)::bigint, coalesce(sum(autovacuum_count + vacuum_count), 0)::bigint
+            FROM pg_stat_user_tables WHERE relname LIKE 'rs_events%'""")[0]
+        return {"index": {name: n for name, n in index}, "dead": dead, "vacuums": vacuums}
+
     def drains(self) -> None:
         a = self.args
         configs = [("fork", "fork", 1, 500), ("simple", "simple", 1, 500), ("simple_x2", "simple", 2, 500),
@@ -762,6 +774,7 @@ class Bench:
                 if rate:
                     preload_rates.append(rate)
                 self.redis.flushdb()
+                churn0 = self.churn()
                 names = [f"worker_{key}_{k}" for k in range(nworkers)]
                 workers = [self.worker(n, mode, batch) for n in names]
                 try:
@@ -788,10 +801,15 @@ class Bench:
                     for n, w in zip(names, workers, strict=True):
                         self.procs.stop(w, signal.SIGKILL, 5)
                         self.groups.pop(n, None)
+                time.sleep(1.5)  # the backends of the killed workers flush their statistics on exit
+                churn1 = self.churn()
                 res = {"workers": nworkers, "mode": mode, "batch": batch, "judged": judged,
                        "elapsed_s": round(elapsed, 2), "events_per_s": round(judged / elapsed, 1),
                        "events_per_s_per_process": round(judged / elapsed / nworkers, 1),
-                       "cpu_s": cpu_delta(cpu0, cpu_last or cpu1), "cpu_s_whole_window": cpu_delta(cpu0, cpu1)}
+                       "cpu_s": cpu_delta(cpu0, cpu_last or cpu1), "cpu_s_whole_window": cpu_delta(cpu0, cpu1),
+                       "index_reads": {k: churn1["index"][k] - churn0["index"].get(k, 0) for k in churn1["index"]},
+                       "dead_tuples_before": churn0["dead"],
+                       "autovacuums_during": churn1["vacuums"] - churn0["vacuums"]}
                 out.setdefault(key, []).append(res)
                 self.log(f"drain {key} run {r + 1}: {res}")
         summary = {k: {"runs": v, "median_events_per_s": statistics.median(x["events_per_s"] for x in v),

@@ -336,3 +336,42 @@ def test_0016_snapshot_partitions_keeps_every_snapshot_key_and_suspected_clone(s
             conn.execute(text("INSERT INTO bs_snapshot_keys (station_id, event_id, captured_at) "
                               f"VALUES (1, 'bs7', '{NOW}')"))
             assert conn.execute(text("SELECT max(id) FROM bs_snapshot_keys")).scalar_one() == 7
+
+
+def test_0017_counts_at_verdict_counts_judged_events_after_the_retention_mark_once(scratch):
+    upgrade(scratch, "0010_registry")
+    with connect(scratch) as conn:
+        _seed_0005(conn)
+    upgrade(scratch, "0016_snapshot_partitions")
+    # A retained month (2025-01, its count kept by retention) and, after it, judged events
+    # (two in one hour, one with other reasons), a waiting one and one kept from 2025-01.
+    events = ((10, "2025-01-15 03:20:00", "processed", "pass", "[]"),
+              (11, "2026-11-20 04:10:00", "processed", "invalid", '["wind_too_strong"]'),
+              (12, "2026-11-20 04:50:00", "processed", "invalid", '["wind_too_strong"]'),
+              (13, "2026-11-20 04:55:00", "processed", "pass", "[]"),
+              (14, "2026-11-20 05:01:00", "received", None, None))
+    with connect(scratch) as conn:
+        conn.execute(text("INSERT INTO rs_retained_months (month, at, events_counted, events_kept) "
+                          f"VALUES ('2025-01-01', '{NOW}', 7, 1)"))
+        conn.execute(text("INSERT INTO rs_event_counts (hour, station_id, valid, verdict, fuel_type, exceeded, "
+                          "reasons, n) VALUES ('2025-01-15 03:00:00', 1, true, 'pass', 'diesel', '[]', '[]', 7)"))
+        for pk, at, status, verdict, reasons in events:
+            conn.execute(text("INSERT INTO rs_event_keys (id, station_id, event_id, measured_at) "
+                              f"VALUES ({pk}, 1, 'e{pk}', '{at}')"))
+            conn.execute(text(
+                "INSERT INTO rs_events (id, station_id, event_id, body_hash, payload, measured_at, received_at, "
+                "status, valid, verdict, fuel_type, exceeded, reasons) VALUES (:pk, 1, :eid, 'h', '{}', :at, :at, "
+                ":status, :valid, :verdict, 'diesel', :exceeded, :reasons)"),
+                {"pk": pk, "eid": f"e{pk}", "at": at, "status": status, "verdict": verdict,
+                 "valid": None if verdict is None else verdict != "invalid",
+                 "exceeded": None if verdict is None else "[]", "reasons": reasons})
+        before = [tuple(r) for r in conn.execute(text("SELECT * FROM rs_events ORDER BY id"))]
+    upgrade(scratch, "0017_counts_at_verdict")
+    with connect(scratch) as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT * FROM rs_events ORDER BY id"))] == before
+        rows = conn.execute(text("SELECT hour, verdict, reasons, n, merged FROM rs_event_counts "
+                                 "ORDER BY hour, verdict")).all()
+        got = [(str(h)[:19], v, json.loads(r) if isinstance(r, str) else r, n, bool(m)) for h, v, r, n, m in rows]
+        assert got == [("2025-01-15 03:00:00", "pass", [], 7, True),
+                       ("2026-11-20 04:00:00", "invalid", ["wind_too_strong"], 2, True),
+                       ("2026-11-20 04:00:00", "pass", [], 1, True)]

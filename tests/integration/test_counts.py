@@ -1,0 +1,114 @@
+"""The statistics' counts (remote_sensing.counts): kept at the verdict, equal to a recount of
+the judged events whatever the batches, unchanged by merging, and counting a late upload in
+the month it was measured, retained or not."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, text
+
+from core import months, partitions
+from remote_sensing import counts, retention
+from remote_sensing.models import PROCESSED, Event, EventCount
+from tests.conftest import needs_postgres
+from tests.factories import CST, event, vehicle
+
+EVENTS = "/api/v1/remote-sensing/events"
+
+
+def _kind(row) -> tuple:
+    return tuple(json.dumps(getattr(row, name)) for name in counts.KIND)
+
+
+def counts_of(s) -> Counter:
+    """The counts kept, summed per hour, station and kind."""
+    out: Counter = Counter()
+    for row in s.scalars(select(EventCount)):
+        out[(row.hour, row.station_id, *_kind(row))] += row.n
+    return out
+
+
+def recount(s) -> Counter:
+    """The judged events counted again, the same way."""
+    return Counter((e.measured_at.replace(minute=0, second=0, microsecond=0), e.station_id, *_kind(e))
+                   for e in s.scalars(select(Event).where(Event.status == PROCESSED)))
+
+
+def test_counts_equal_a_recount_of_the_verdicts_and_merging_changes_no_sum(
+        app, client, login, station, make_station, drain, registry):
+    registry(vehicle("苏B00001"), vehicle("苏B00002", fuel_type="gasoline", color="blue"))
+    other = make_station("RS002")
+    at = datetime(2026, 11, 20, 9, 40, tzinfo=CST)
+    bodies = [event(f"k{i}", at=at + timedelta(minutes=13 * i), plate=("苏B00001", "苏B00002")[i % 2],
+                    color=("yellow", "blue")[i % 2], measurements={"no_ppm": 1600 if i % 3 == 0 else 800},
+                    speed_kmh=200 if i % 5 == 0 else 42.5) for i in range(12)]
+    for i, body in enumerate(bodies):
+        assert (station, other)[i % 2].post_json(EVENTS, body).status_code == 202
+        if i % 4 == 3:
+            drain()  # batches of different sizes
+    drain()
+    officer = login("env_officer", "320200")
+    figures = {name: client.get(f"/api/v1/stats/{name}?month=2026-11", headers=officer).get_json()
+               for name in ("supervision", "exceedance", "stations")}
+    rt = app.extensions["lantian"]
+    with rt.sessions() as s:
+        judged = recount(s)
+        assert sum(judged.values()) == 12
+        assert counts_of(s) == judged
+        unmerged = s.scalar(select(EventCount.id).where(EventCount.merged.is_(False)).limit(1))
+        assert unmerged is not None
+        assert counts.merge(s) >= 1
+        assert counts_of(s) == judged
+        rows = s.scalars(select(EventCount)).all()
+        assert all(r.merged for r in rows)
+        assert len(rows) == len(judged)  # one row per hour, station and kind
+        assert counts.merge(s) == 0
+    for name, before in figures.items():
+        assert client.get(f"/api/v1/stats/{name}?month=2026-11", headers=officer).get_json() == before
+
+
+def test_merging_leaves_rows_it_did_not_see_and_merges_them_next_time(app, station):
+    rt = app.extensions["lantian"]
+    hour = datetime(2026, 11, 20, 1, tzinfo=UTC)
+    with rt.sessions() as s:
+        station_id = s.scalar(text("SELECT id FROM stations WHERE key_id = :k"), {"k": station.key_id})
+        row = dict(hour=hour, station_id=station_id, valid=True, verdict="pass", fuel_type="diesel",
+                   exceeded=[], reasons=[])
+        s.add_all([EventCount(**row, n=2), EventCount(**row, n=3)])
+        s.commit()
+        assert counts.merge(s) == 1
+        s.add(EventCount(**row, n=4))
+        s.commit()
+        assert [(r.n, r.merged) for r in s.scalars(select(EventCount).order_by(EventCount.id))] == [
+            (5, True), (4, False)]
+        assert counts.merge(s) == 1
+        assert [(r.n, r.merged) for r in s.scalars(select(EventCount))] == [(9, True)]
+
+
+@needs_postgres("retention swaps PostgreSQL partitions")
+def test_a_late_upload_counts_in_its_retained_month(app, client, login, station, drain, registry):
+    registry(vehicle("苏B00001"))
+    month = months.add_months(months.month_start(datetime.now(UTC)), -3)
+    at = datetime(month.year, month.month, 12, 10, 0, tzinfo=CST)
+    station.post_json(EVENTS, event("r1", at=at, plate="苏B00001"))
+    drain()
+    officer = login("env_officer", "320200")
+    path = f"/api/v1/stats/supervision?month={at:%Y-%m}"
+
+    def events() -> int:
+        return client.get(path, headers=officer).get_json()["remote_sensing"]["events"]
+
+    rt = app.extensions["lantian"]
+    today = datetime.now(UTC).date()
+    with rt.sessions() as s:
+        partitions.ensure_months(s, today)
+        assert months.month_start(at) in retention.retain(s, today, 1)
+    before = events()
+    assert before >= 1
+    # Uploaded after its month was retained: counted there when judged.
+    assert station.post_json(EVENTS, event("r2", at=at + timedelta(days=3), plate="苏B00001")).status_code == 202
+    drain()
+    assert events() == before + 1
