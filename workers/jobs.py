@@ -40,9 +40,10 @@ def judge_pending() -> int:
         # ...and from here on a new event must queue a new drain: this one may not see it.
         rt.redis.delete(queue.coalesce_key("judge"))
     total, deadline = 0, time.monotonic() + DRAIN_SLICE_S
+    floors = processing.ClaimFloors()
     while True:
         with rt.sessions() as session, session.begin():
-            events = processing.claim_pending(session, rt.settings.judge_batch_size)
+            events = processing.claim_pending(session, rt.settings.judge_batch_size, floors)
             resets = processing.claim_resets(session, rt.settings.judge_batch_size)
             if not events and not resets:
                 return total

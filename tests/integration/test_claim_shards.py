@@ -87,3 +87,24 @@ def test_two_judges_over_many_plates_give_the_outcome_of_judging_in_order(app, s
         assert s.scalar(select(func.count()).select_from(Event).where(Event.status == "received")) == 0
         active = {int(v.source_ref) for v in s.scalars(select(Violation).where(Violation.status == "active"))}
     assert active == grounding
+
+
+@needs_postgres("the claims' floors read PostgreSQL's partial indexes")
+def test_a_drain_claims_above_its_floors_and_from_the_start_before_it_finds_nothing(app, station):
+    backlog(app)
+    rt = app.extensions["lantian"]
+    floors = processing.ClaimFloors()
+    with rt.sessions() as s, s.begin():
+        claimed = processing.claim_pending(s, 1000, floors)
+        assert len(claimed) == 2 * len(PLATES)
+        s.execute(Event.__table__.update().where(Event.id.in_([e.id for e in claimed])).values(status="processed"))
+    # Waiting events far below the floors (as if committed late): still found, from the start.
+    with rt.sessions() as s, s.begin():
+        s.execute(Event.__table__.update().where(Event.id.in_([e.id for e in claimed[:3]]))
+                  .values(status="received"))
+    floors.oldest = max(floors.oldest, max(e.id for e in claimed) + processing.FLOOR_MARGIN)
+    floors.shards = {k: floors.oldest for k in range(processing.JUDGE_SHARDS)}
+    with rt.sessions() as s, s.begin():
+        again = processing.claim_pending(s, 1000, floors)
+    assert sorted(e.id for e in again) == sorted(e.id for e in claimed[:3])
+    assert floors.oldest < max(e.id for e in claimed)  # claimed after going back to the start
