@@ -206,6 +206,8 @@ class ClaimFloors:
             self.oldest = max(self.oldest, top)
         else:
             self.shards[shard] = max(self.shards.get(shard, 0), top)
+            if len(self.shards) == JUDGE_SHARDS:  # nothing waits below every shard's floor
+                self.oldest = max(self.oldest, min(self.shards.values()))
 
 
 def claim_pending(session: Session, limit: int, floors: ClaimFloors | None = None) -> list[EventRow]:

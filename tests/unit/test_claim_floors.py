@@ -30,3 +30,12 @@ def test_a_rescan_goes_back_to_the_start_when_due_or_asked(monkeypatch):
     monkeypatch.setattr(processing, "RESCAN_S", 0.0)
     assert floors.rescan_due() is True
     assert floors.shards == {} and floors.oldest == 0
+
+
+def test_the_oldest_floor_rises_to_the_lowest_shard_floor_once_every_shard_has_one():
+    floors = ClaimFloors()
+    for shard in range(processing.JUDGE_SHARDS - 1):
+        floors.passed(shard, _rows(10_000 + shard))
+    assert floors.oldest == 0
+    floors.passed(processing.JUDGE_SHARDS - 1, _rows(90_000))
+    assert floors.oldest == 10_000 - FLOOR_MARGIN
