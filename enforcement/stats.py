@@ -28,7 +28,7 @@ from core.settings import Policy
 from enforcement.cases import cases_query, in_region, overdue_clause, violation_in_region
 from enforcement.models import ACTIVE, Case, Listing, SupervisoryTest, Violation
 from enforcement.targets import Period, at_least, heating_season, month_of, ratio, share_at_least
-from remote_sensing import retention
+from remote_sensing import counts, retention
 from remote_sensing.models import CONFIRMED, PROCESSED, Event, EventCount, Snapshot, TestedVehicle
 
 TOP_REASONS = 3  # invalid reasons shown per station
@@ -72,7 +72,7 @@ def _counted(
                *(condition(EventCount) for condition in conditions))
         .group_by(*columns)
     ):
-        out[tuple(tuple(k) if isinstance(k, list) else k for k in key)] += count
+        out[tuple(counts.hashable(k) for k in key)] += count
     return out
 
 

@@ -30,7 +30,8 @@ def _hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def _key(value: Any) -> Any:
+def hashable(value: Any) -> Any:
+    """A count's column value as a grouping key (JSON lists as tuples)."""
     return tuple(value) if isinstance(value, list) else value
 
 
@@ -43,7 +44,7 @@ def _rows(counted: Counter[tuple[Any, ...]], merged: bool) -> list[dict[str, Any
 def add(session: Session, events: Iterable[Any]) -> None:
     """Count first verdicts (objects with `measured_at`, `station_id` and the KIND columns)."""
     counted: Counter[tuple[Any, ...]] = Counter(
-        (_hour(e.measured_at), e.station_id, *(_key(getattr(e, name)) for name in KIND)) for e in events)
+        (_hour(e.measured_at), e.station_id, *(hashable(getattr(e, name)) for name in KIND)) for e in events)
     if counted:
         session.execute(insert(EventCount), _rows(counted, merged=False))
 
@@ -66,7 +67,7 @@ def merge(session: Session) -> int:
                        *(getattr(EventCount, name) for name in KIND))).all()
         counted: Counter[tuple[Any, ...]] = Counter()
         for hour, station_id, n, *kind in gone:
-            counted[(hour, station_id, *(_key(v) for v in kind))] += n
+            counted[(hour, station_id, *(hashable(v) for v in kind))] += n
         if counted:
             session.execute(insert(EventCount), _rows(counted, merged=True))
         session.commit()
