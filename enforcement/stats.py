@@ -27,9 +27,9 @@ from core.registry import Vehicle
 from core.settings import Policy
 from enforcement.cases import cases_query, in_region, overdue_clause, violation_in_region
 from enforcement.models import ACTIVE, Case, Listing, SupervisoryTest, Violation
-from enforcement.targets import Period, at_least, heating_season, month_of, ratio, share_at_least
+from enforcement.targets import Period, at_least, heating_season, month_of, ratio, share_at_least, whole_months
 from remote_sensing import counts, retention
-from remote_sensing.models import CONFIRMED, PROCESSED, Event, EventCount, Snapshot, TestedVehicle
+from remote_sensing.models import CONFIRMED, PROCESSED, Event, EventCount, Snapshot, TestedMonth, TestedVehicle
 
 TOP_REASONS = 3  # invalid reasons shown per station
 
@@ -76,8 +76,9 @@ def _counted(
     return out
 
 
-def _tested(period: Period, tz: ZoneInfo, mark: datetime | None) -> Any:
-    """(vehicle_id, region where tested) of every vehicle tested in the period, once each."""
+def _measured(period: Period, tz: ZoneInfo, mark: datetime | None) -> list[Any]:
+    """(vehicle_id, region where tested) of the vehicles validly measured in a period that is
+    not whole months: from the events, and before the retention mark from what it kept."""
     start, end = period.bounds(tz)
     measured = []
     if live := _live(start, end, mark):
@@ -90,6 +91,19 @@ def _tested(period: Period, tz: ZoneInfo, mark: datetime | None) -> Any:
         measured.append(
             select(TestedVehicle.vehicle_id, Station.region).join(Station, Station.id == TestedVehicle.station_id)
             .where(TestedVehicle.hour >= kept[0], TestedVehicle.hour < kept[1]))
+    return measured
+
+
+def _tested(period: Period, tz: ZoneInfo, mark: datetime | None) -> Any:
+    """(vehicle_id, region where tested) of every vehicle tested in the period, once each.
+    Whole months of measurements are read from the tested months the judge keeps
+    (remote_sensing.tested), the rest of the period from the events."""
+    start, end = period.bounds(tz)
+    months, parts = whole_months(period)
+    measured = [select(TestedMonth.vehicle_id, TestedMonth.region)
+                .where(TestedMonth.month >= months[0], TestedMonth.month <= months[-1])] if months else []
+    for part in parts:
+        measured.extend(_measured(part, tz, mark))
     return union(
         *measured,
         select(SupervisoryTest.vehicle_id, SupervisoryTest.region)

@@ -30,6 +30,20 @@ def month_of(first: date) -> Period:
     return Period(month_start(first), next_month(first) - timedelta(days=1))
 
 
+def whole_months(period: Period) -> tuple[list[date], list[Period]]:
+    """The calendar months `period` covers whole (their first days, in order) and the parts
+    of it outside them (a period within one month is one part)."""
+    month = period.first if period.first.day == 1 else next_month(period.first)
+    months = []
+    while next_month(month) - timedelta(days=1) <= period.last:
+        months.append(month)
+        month = next_month(month)
+    if not months:
+        return [], [period]
+    parts = [Period(period.first, months[0] - timedelta(days=1))] if period.first < months[0] else []
+    return months, [*parts, *([Period(month, period.last)] if month <= period.last else [])]
+
+
 def heating_season(day: date, start: tuple[int, int], end: tuple[int, int]) -> Period:
     """The heating season containing `day`, or the last one before it when `day` is outside
     every season (so a summer view shows how the past winter ended)."""

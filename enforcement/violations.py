@@ -139,7 +139,7 @@ def record_remote_sensing(session: Session, batch: Batch, policy: Policy, tz: Zo
     _join_cases_and_list(session, [(v, j.vehicle) for v, j in again], policy, actor="system:judge")
 
     fresh = [j for j in batch.judged if str(j.event_id) not in stored]
-    where = _measured_in(session, {j.event_id for j in fresh})
+    where = _measured_in(session, {(j.event_id, j.measured_at) for j in fresh})
     made = record_violations(
         session,
         [NewViolation(j.vehicle, "remote_sensing", str(j.event_id), j.measured_at, _details(j, batch.policy_digest),
@@ -166,13 +166,15 @@ def _details(judged: Judged, policy_digest: str) -> dict[str, Any]:
             "policy": policy_digest}
 
 
-def _measured_in(session: Session, event_ids: set[int]) -> dict[int, str]:
-    """The region of each event's station: a remote-sensing violation is detected where the
-    exceedance that completed its run was measured."""
-    if not event_ids:
+def _measured_in(session: Session, events: set[tuple[int, datetime]]) -> dict[int, str]:
+    """The region of each event's station (events as (id, measured_at)): a remote-sensing
+    violation is detected where the exceedance that completed its run was measured. The
+    times name the events' partitions; by id alone the planner scanned a whole month."""
+    if not events:
         return {}
+    ids, times = sorted({pk for pk, _ in events}), sorted({at for _, at in events})
     return dict(session.execute(select(Event.id, Station.region).join(Station, Station.id == Event.station_id)
-                                .where(Event.id.in_(sorted(event_ids)))).all())
+                                .where(Event.id.in_(ids), Event.measured_at.in_(times))).all())
 
 
 def _remote_sensing_by_ref(session: Session, refs: set[str]) -> dict[str, Violation]:

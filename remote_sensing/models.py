@@ -288,6 +288,17 @@ class TestedVehicle(Base):
     vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"))
 
 
+class TestedMonth(Base):
+    """A vehicle validly measured in a local month, in the region of the station
+    (remote_sensing.tested, kept at the verdict): the distinct-vehicle figures of whole
+    months count these."""
+
+    __tablename__ = "rs_tested_months"
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"), primary_key=True)
+
+
 class RetainedMonth(Base):
     """A UTC month of rs_events whose passing and invalid events retention dropped, once its
     tested vehicles were counted into rs_tested_vehicles: before the end of the latest such

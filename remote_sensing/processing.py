@@ -29,7 +29,7 @@ from core.errors import Unprocessable
 from core.identity import Interval, Station, station_calibrated, suspended_at, suspensions_of
 from core.registry import Vehicle, lock_vehicles
 from core.settings import Policy
-from remote_sensing import counts, judgement, limits, validity
+from remote_sensing import counts, judgement, limits, tested, validity
 from remote_sensing.models import (
     JUDGE_SHARDS,
     PROCESSED,
@@ -135,6 +135,7 @@ class Batch:
     resets: list[int]
     latest: dict[int, dict[str, Any]]
     policy_digest: str
+    tested: list[dict[str, Any]] = field(default_factory=list)  # rs_tested_months rows of the first verdicts
 
     def withdrawals(self) -> list[Revision]:
         """Revisions of events that judged a violation and no longer do."""
@@ -417,7 +418,8 @@ def judge_events(
     for reset in resets:
         new_items.setdefault(reset.vehicle_id, []).append(
             judgement.Reset(reset.at, reset.id, ends_runs=reset.cause != EVIDENCE_MOVED))
-    batch = Batch({e.id: e for e in events}, [], [], {}, [r.id for r in resets], {}, digest)
+    batch = Batch({e.id: e for e in events}, [], [], {}, [r.id for r in resets], {}, digest,
+                  tested.rows(events, {sid: window.region for sid, window in stations.items()}, tz))
     latest = _latest_states(session, set(new_items))
     for vehicle_id in sorted(new_items):
         _Timeline(session, batch, vehicles[vehicle_id], latest.get(vehicle_id), policy, tz).judge(new_items[vehicle_id])
@@ -428,6 +430,7 @@ def save_verdicts(session: Session, batch: Batch) -> None:
     """Write the batch back: first verdicts, the replayed run-state projection, revisions, resets."""
     update_many(session, Event.__table__, [event.verdict_values() for event in batch.events.values()], _EVENT_KEY)
     counts.add(session, batch.events.values())  # the statistics', with the verdicts they count
+    tested.add(session, batch.tested)
     update_many(session, Event.__table__, [{"id": pk, "measured_at": at, "runs": runs}
                                            for pk, (at, runs) in sorted(batch.replayed.items())], _EVENT_KEY)
     upsert(session, VehicleRuns.__table__, list(batch.latest.values()), ["vehicle_id"])

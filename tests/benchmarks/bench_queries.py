@@ -404,6 +404,15 @@ class Generator:
             SELECT date_trunc('hour', measured_at), station_id, valid, verdict, fuel_type, exceeded, reasons,
                    count(*), true
             FROM rs_events WHERE status = 'processed' GROUP BY 1, 2, 3, 4, 5, 6, 7""")
+        # The tested months (remote_sensing.tested): each vehicle validly measured, once per
+        # local month and region of the station.
+        self.q("TRUNCATE rs_tested_months")
+        self.timed("rs_tested_months", """
+            INSERT INTO rs_tested_months (month, region, vehicle_id)
+            SELECT DISTINCT date_trunc('month', (e.measured_at AT TIME ZONE 'UTC') AT TIME ZONE 'Asia/Shanghai')::date,
+                   s.region, e.vehicle_id
+            FROM rs_events e JOIN stations s ON s.id = e.station_id
+            WHERE e.status = 'processed' AND e.valid AND e.vehicle_id IS NOT NULL""")
 
     def months_partitions(self) -> None:
         """The monthly partitions of the generated year (the sweep only makes months ahead)."""

@@ -11,8 +11,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text
 
 from core import months, partitions
+from core.identity import Station
+from enforcement import stats
+from enforcement.targets import Period
 from remote_sensing import counts, retention
 from remote_sensing.models import PROCESSED, Event, EventCount
+from remote_sensing.models import TestedMonth as MonthRow  # not a test class
 from tests.conftest import needs_postgres
 from tests.factories import CST, event, vehicle
 
@@ -37,6 +41,18 @@ def recount(s) -> Counter:
                    for e in s.scalars(select(Event).where(Event.status == PROCESSED)))
 
 
+def months_kept(s) -> set:
+    """The tested months kept (remote_sensing.tested)."""
+    return {(r.month, r.region, r.vehicle_id) for r in s.scalars(select(MonthRow))}
+
+
+def months_recounted(s, tz) -> set:
+    """The validly measured vehicles of the judged events, by local month and station region."""
+    return {(months.month_start(at.astimezone(tz)), region, vehicle_id) for at, region, vehicle_id in s.execute(
+        select(Event.measured_at, Station.region, Event.vehicle_id).join(Station, Station.id == Event.station_id)
+        .where(Event.status == PROCESSED, Event.valid.is_(True), Event.vehicle_id.is_not(None)))}
+
+
 def test_counts_equal_a_recount_of_the_verdicts_and_merging_changes_no_sum(
         app, client, login, station, make_station, drain, registry):
     registry(vehicle("苏B00001"), vehicle("苏B00002", fuel_type="gasoline", color="blue"))
@@ -58,6 +74,7 @@ def test_counts_equal_a_recount_of_the_verdicts_and_merging_changes_no_sum(
         judged = recount(s)
         assert sum(judged.values()) == 12
         assert counts_of(s) == judged
+        assert months_kept(s) == months_recounted(s, rt.tz) and len(months_kept(s)) == 2
         unmerged = s.scalar(select(EventCount.id).where(EventCount.merged.is_(False)).limit(1))
         assert unmerged is not None
         assert counts.merge(s) >= 1
@@ -88,9 +105,34 @@ def test_merging_leaves_rows_it_did_not_see_and_merges_them_next_time(app, stati
         assert [(r.n, r.merged) for r in s.scalars(select(EventCount))] == [(9, True)]
 
 
+def test_distinct_vehicles_read_whole_months_from_the_tested_months_and_other_days_from_the_events(
+        app, station, drain, registry):
+    registry(*(vehicle(f"苏B0000{i}") for i in range(1, 5)))
+    days = {1: datetime(2026, 10, 10, 9, tzinfo=CST), 2: datetime(2026, 10, 20, 9, tzinfo=CST),
+            3: datetime(2026, 11, 1, 0, 0, tzinfo=CST), 4: datetime(2026, 11, 30, 23, 59, tzinfo=CST)}
+    for i, at in days.items():
+        assert station.post_json(EVENTS, event(f"d{i}", at=at, plate=f"苏B0000{i}")).status_code == 202
+    assert station.post_json(EVENTS, event("d5", at=days[2], plate="苏B00004", speed_kmh=200)).status_code == 202
+    drain()
+    rt = app.extensions["lantian"]
+    everywhere = stats.Scope(None, None)
+    with rt.sessions() as s:
+        assert {m for m, _, _ in months_kept(s)} == {datetime(2026, 10, 1).date(), datetime(2026, 11, 1).date()}
+        assert months_kept(s) == months_recounted(s, rt.tz)  # the invalid reading tested nobody
+
+        def tested(first: tuple[int, int, int], last: tuple[int, int, int]) -> int:
+            return stats.vehicles_tested(s, Period(datetime(*first).date(), datetime(*last).date()), everywhere,
+                                         rt.tz)[0]
+
+        assert tested((2026, 10, 1), (2026, 10, 31)) == 2  # one whole month
+        assert tested((2026, 10, 15), (2026, 11, 30)) == 3  # part of October, all of November
+        assert tested((2026, 10, 15), (2026, 11, 29)) == 2  # ends the day before vehicle 4
+        assert tested((2026, 10, 1), (2026, 11, 30)) == 4
+
+
 @needs_postgres("retention swaps PostgreSQL partitions")
 def test_a_late_upload_counts_in_its_retained_month(app, client, login, station, drain, registry):
-    registry(vehicle("苏B00001"))
+    registry(vehicle("苏B00001"), vehicle("苏B00002"))
     month = months.add_months(months.month_start(datetime.now(UTC)), -3)
     at = datetime(month.year, month.month, 12, 10, 0, tzinfo=CST)
     station.post_json(EVENTS, event("r1", at=at, plate="苏B00001"))
@@ -98,17 +140,18 @@ def test_a_late_upload_counts_in_its_retained_month(app, client, login, station,
     officer = login("env_officer", "320200")
     path = f"/api/v1/stats/supervision?month={at:%Y-%m}"
 
-    def events() -> int:
-        return client.get(path, headers=officer).get_json()["remote_sensing"]["events"]
+    def events() -> tuple[int, int]:
+        figures = client.get(path, headers=officer).get_json()
+        return figures["remote_sensing"]["events"], figures["quota"]["vehicles_tested"]
 
     rt = app.extensions["lantian"]
     today = datetime.now(UTC).date()
     with rt.sessions() as s:
         partitions.ensure_months(s, today)
         assert months.month_start(at) in retention.retain(s, today, 1)
-    before = events()
-    assert before >= 1
-    # Uploaded after its month was retained: counted there when judged.
-    assert station.post_json(EVENTS, event("r2", at=at + timedelta(days=3), plate="苏B00001")).status_code == 202
+    before, vehicles = events()
+    assert before >= 1 and vehicles >= 1
+    # Uploaded after its month was retained: counted there when judged, its vehicle too.
+    assert station.post_json(EVENTS, event("r2", at=at + timedelta(days=3), plate="苏B00002")).status_code == 202
     drain()
-    assert events() == before + 1
+    assert events() == (before + 1, vehicles + 1)

@@ -23,7 +23,7 @@ from remote_sensing.models import Event, RunReset
 from tests.conftest import _clean
 from tests.factories import CST, event
 from tests.integration.test_cases import PLATE, Loop
-from tests.integration.test_counts import counts_of, recount
+from tests.integration.test_counts import counts_of, months_kept, months_recounted, recount
 from workers import jobs
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -126,6 +126,7 @@ def test_arrival_order_does_not_change_the_outcome(app, make_station, drain, his
                 [tuple(h) for h in held], policy.strike_window_days_without_cycle, policy.strikes_threshold)}
         assert listed == want
         assert counts_of(s) == recount(s)  # the statistics count each first verdict once
+        assert months_kept(s) == months_recounted(s, rt.tz)
 
 
 def upload(stations: list[Any], items: list[dict], ns: list[int], pks: list[int]) -> None:
@@ -202,6 +203,7 @@ def test_arrival_order_does_not_change_the_outcome_with_a_verified_repair(app, m
         active = {int(v.source_ref) for v in s.scalars(select(Violation).where(
             Violation.status == "active", Violation.source == "remote_sensing"))}
         assert counts_of(s) == recount(s)  # replays after the repair revise, and count nothing again
+        assert months_kept(s) == months_recounted(s, rt.tz)
     assert active == grounding
 
 
@@ -249,4 +251,5 @@ def test_two_judges_at_once_give_the_outcome_of_judging_in_order(app, station, d
         assert s.scalar(select(func.count()).select_from(Event).where(Event.status == "received")) == 0
         active = {int(v.source_ref) for v in s.scalars(select(Violation).where(Violation.status == "active"))}
         assert counts_of(s) == recount(s)
+        assert months_kept(s) == months_recounted(s, rt.tz)
     assert active == grounding

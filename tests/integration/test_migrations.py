@@ -375,3 +375,34 @@ def test_0017_counts_at_verdict_counts_judged_events_after_the_retention_mark_on
         assert got == [("2025-01-15 03:00:00", "pass", [], 7, True),
                        ("2026-11-20 04:00:00", "invalid", ["wind_too_strong"], 2, True),
                        ("2026-11-20 04:00:00", "pass", [], 1, True)]
+
+
+def test_0018_tested_months_fills_the_months_of_judged_events_and_retained_ones(scratch, monkeypatch):
+    monkeypatch.setenv("LANTIAN_TIMEZONE", "Asia/Shanghai")
+    upgrade(scratch, "0010_registry")
+    with connect(scratch) as conn:
+        _seed_0005(conn)
+    upgrade(scratch, "0017_counts_at_verdict")
+    # Valid readings of vehicle 1 at 16:30 UTC on 31 October (1 November in Beijing) and on
+    # 20 November; an invalid one, a waiting one and an unmatched one count nobody; a
+    # retained month (2025-01) kept its tested vehicle by UTC hour.
+    events = ((10, "2026-10-31 16:30:00", "processed", True, 1), (11, "2026-11-20 04:10:00", "processed", True, 1),
+              (12, "2026-09-20 04:10:00", "processed", False, 1), (13, "2026-09-21 04:10:00", "received", None, 1),
+              (14, "2026-09-22 04:10:00", "processed", True, None))
+    with connect(scratch) as conn:
+        for pk, at, status, valid, vehicle_id in events:
+            conn.execute(text("INSERT INTO rs_event_keys (id, station_id, event_id, measured_at) "
+                              f"VALUES ({pk}, 1, 'e{pk}', '{at}')"))
+            conn.execute(text(
+                "INSERT INTO rs_events (id, station_id, event_id, body_hash, payload, measured_at, received_at, "
+                "status, valid, vehicle_id) VALUES (:pk, 1, :eid, 'h', '{}', :at, :at, :status, :valid, :vid)"),
+                {"pk": pk, "eid": f"e{pk}", "at": at, "status": status, "valid": valid, "vid": vehicle_id})
+        conn.execute(text("INSERT INTO rs_tested_vehicles (hour, station_id, vehicle_id) "
+                          "VALUES ('2025-01-31 15:00:00', 1, 1), ('2025-01-31 16:00:00', 1, 1)"))
+        before = [tuple(r) for r in conn.execute(text("SELECT * FROM rs_events ORDER BY id"))]
+    upgrade(scratch, "0018_tested_months")
+    with connect(scratch) as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT * FROM rs_events ORDER BY id"))] == before
+        rows = conn.execute(text("SELECT month, region, vehicle_id FROM rs_tested_months ORDER BY month")).all()
+        assert [(str(m)[:10], r, v) for m, r, v in rows] == [
+            ("2025-01-01", "320200", 1), ("2025-02-01", "320200", 1), ("2026-11-01", "320200", 1)]

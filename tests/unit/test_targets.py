@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enforcement.targets import Period, at_least, heating_season, month_of, share_at_least
+from enforcement.targets import Period, at_least, heating_season, month_of, share_at_least, whole_months
 
 SEASON = (10, 1), (3, 31)
 
@@ -48,3 +48,27 @@ def test_share_includes_the_share_itself():
 @given(st.integers(0, 10_000), st.integers(1, 10_000), st.integers(0, 100))
 def test_share_is_exact_at_every_percentage(part, whole, percent):
     assert share_at_least(part, whole, percent / 100) is (part * 100 >= percent * whole)
+
+
+@pytest.mark.parametrize(("first", "last", "months", "parts"), [
+    # the default heating season: whole months only
+    (date(2026, 10, 1), date(2027, 3, 31),
+     [date(2026, m, 1) for m in (10, 11, 12)] + [date(2027, m, 1) for m in (1, 2, 3)], []),
+    (date(2026, 11, 1), date(2026, 11, 30), [date(2026, 11, 1)], []),
+    (date(2026, 11, 2), date(2026, 11, 30), [], [(date(2026, 11, 2), date(2026, 11, 30))]),  # a day short
+    (date(2026, 11, 1), date(2026, 11, 29), [], [(date(2026, 11, 1), date(2026, 11, 29))]),
+    (date(2026, 11, 15), date(2027, 1, 10), [date(2026, 12, 1)],
+     [(date(2026, 11, 15), date(2026, 11, 30)), (date(2027, 1, 1), date(2027, 1, 10))]),
+    (date(2028, 2, 1), date(2028, 2, 29), [date(2028, 2, 1)], []),  # a leap February
+])
+def test_whole_months_and_the_parts_outside_them(first, last, months, parts):
+    assert whole_months(Period(first, last)) == (months, [Period(*p) for p in parts])
+
+
+@given(st.dates(date(2020, 1, 1), date(2030, 12, 31)), st.integers(0, 800))
+def test_whole_months_and_parts_cover_the_period_once(first, days):
+    period = Period(first, date.fromordinal(first.toordinal() + days))
+    months, parts = whole_months(period)
+    covered = [d for m in months for d in range(m.toordinal(), month_of(m).last.toordinal() + 1)]
+    covered += [d for p in parts for d in range(p.first.toordinal(), p.last.toordinal() + 1)]
+    assert sorted(covered) == list(range(period.first.toordinal(), period.last.toordinal() + 1))
