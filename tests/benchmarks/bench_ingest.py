@@ -694,12 +694,18 @@ class Bench:
                      "DELETE FROM rs_event_keys WHERE id IN (SELECT id FROM gone)" if keyed
                      else "DELETE FROM rs_events WHERE status = 'received'")
         self.redis.flushdb()
+        self.vacuum_events()
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             from sqlalchemy import text
 
-            conn.execute(text("VACUUM ANALYZE rs_events"))
             conn.execute(text("VACUUM ANALYZE vehicles"))
         self.log(f"discarded {n} waiting events")
+
+    def vacuum_events(self) -> None:
+        from sqlalchemy import text
+
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE) rs_events"))
 
     def top_up(self, n: int) -> float:
         """Bring the waiting events to `n` through the ingest service (no jobs are queued)."""
@@ -773,12 +779,19 @@ class Bench:
                    ("simple_b100", "simple", 1, 100), ("simple_b1000", "simple", 1, 1000)]
         out: dict[str, Any] = {}
         preload_rates = []
+        # A server with autovacuum off (a CI machine's setting) never analyses the events a
+        # drain judged, so the next drain's plans read statistics of an empty month and its
+        # claims walk every dead entry: do between drains what autovacuum would have done.
+        autovacuum = self.sql("SHOW autovacuum")[0][0] == "on"
+        self.results["autovacuum"] = autovacuum
         for r in range(a.runs):
             for key, mode, nworkers, batch in configs:
                 rate = self.top_up(a.drain_n)
                 if rate:
                     preload_rates.append(rate)
                 self.redis.flushdb()
+                if not autovacuum:
+                    self.vacuum_events()
                 churn0 = self.churn()
                 counted0 = self.judged_total()
                 names = [f"worker_{key}_{k}" for k in range(nworkers)]
