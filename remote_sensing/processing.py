@@ -135,7 +135,7 @@ class Batch:
     resets: list[int]
     latest: dict[int, dict[str, Any]]
     policy_digest: str
-    tested: list[dict[str, Any]] = field(default_factory=list)  # rs_tested_months rows of the first verdicts
+    tested: list[dict[str, Any]]  # rs_tested_months rows of the first verdicts
 
     def withdrawals(self) -> list[Revision]:
         """Revisions of events that judged a violation and no longer do."""

@@ -805,9 +805,9 @@ class Bench:
                         self.enqueue_judge(k)
                     # Judged events become visible a micro-batch at a time: the rate is taken at
                     # the last commit seen, so a half-done batch at the cap does not count.
-                    # Progress is read from the counts each batch inserts (a few rows per
-                    # batch, by primary key): counting the waiting events instead walks the
-                    # pending index the judges are churning, and skewed what it measured.
+                    # Progress is read from the counts each batch inserts (a small table):
+                    # counting the waiting events instead walks the pending index the
+                    # judges are churning, and skewed what it measured.
                     judged, t_last, cpu_last = 0, None, None
                     while time.perf_counter() - t0 < a.drain_seconds:
                         time.sleep(0.1)
