@@ -76,10 +76,10 @@ def ensure_months(session: Session, today: date, months_ahead: int = MONTHS_AHEA
     created = []
     for table, column in PARTITIONED.items():
         have = {p.month for p in partitions(session, table) if p.month is not None}
-        month = month_start(today)
+        month = first = month_start(today)
         wanted = set(session.scalars(text(
             f"SELECT DISTINCT CAST(date_trunc('month', {column}) AS date) FROM {table}_default")))
-        while month <= add_months(month_start(today), months_ahead):
+        while month <= add_months(first, months_ahead):
             wanted.add(month)
             month = next_month(month)
         for month in sorted(wanted - have):

@@ -21,6 +21,15 @@ Loopback only, on a database of its own. It
 4. prints EXPLAIN (ANALYZE, BUFFERS) of the SQL behind each query, built with the same
    service functions the endpoints call, and flags sequential scans of big tables.
 
+Each measured query also reports what it read per request: blocks PostgreSQL found outside
+its shared buffers, the time it waited for them (`track_io_timing`, set on this database),
+and the bytes the data directory's disk read (/proc/diskstats): so a query that grows with
+the database can be told apart as cache misses or more work. With --warm the tables that do
+not grow with the events (everything but the event partitions, their keys and snapshots)
+are read into the OS page cache first (`pg_prewarm(..., 'read')`): the steady state of a
+server that answers police all day, whose memory holds the violations and cases but not
+years of passing measurements.
+
     .venv/bin/python tests/benchmarks/bench_queries.py \\
         --database-url postgresql://postgres@127.0.0.1:5432/lantian_scale [--reset-schema] \\
         [--events 10000000] [--violations 1000000]
@@ -486,6 +495,7 @@ class Bench:
                     "LANTIAN_SECRET_KEY": "bench-secret-key-not-for-production", "PYTHONUNBUFFERED": "1"}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.disk = self.data_disk()
         self.results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
                                         "args": vars(args), "load": {}}
 
@@ -514,6 +524,53 @@ class Bench:
             raise RuntimeError(f"lantian {' '.join(argv)}: {out.stderr[-2000:]}")
         return out
 
+    def io(self) -> dict[str, float]:
+        """Counters of reads so far: PostgreSQL's for this database, and the disk's sectors.
+        Backends flush their statistics when idle, at most once a second: hence the wait."""
+        time.sleep(1.2)
+        read, hit, ms = self.q("SELECT blks_read, blks_hit, blk_read_time FROM pg_stat_database "
+                               "WHERE datname = current_database()")[0]
+        out = {"blks_read": float(read), "blks_hit": float(hit), "read_ms": float(ms)}
+        if self.disk:
+            for line in Path("/proc/diskstats").read_text().splitlines():
+                f = line.split()
+                if (int(f[0]), int(f[1])) == self.disk:
+                    out["disk_bytes"] = int(f[5]) * 512.0
+        return out
+
+    def data_disk(self) -> tuple[int, int] | None:
+        """(major, minor) of the device holding the data directory, if this process can see it."""
+        import psycopg
+
+        try:
+            dev = os.stat(self.q("SHOW data_directory")[0][0]).st_dev
+        except (OSError, psycopg.Error):  # not a superuser, or another host's directory
+            return None
+        return os.major(dev), os.minor(dev)
+
+    def warm(self) -> None:
+        """Read every relation that does not grow with the events into the OS page cache."""
+        self.q("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        rels = self.q("""
+            WITH base AS (
+                SELECT c.oid, c.reltoastrelid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')
+                  AND c.relname NOT LIKE 'rs\\_events%%' AND c.relname NOT LIKE 'rs\\_event\\_keys%%'
+                  AND c.relname NOT LIKE 'rs\\_snapshot%%'),
+            rels AS (
+                SELECT oid FROM base
+                UNION SELECT reltoastrelid FROM base WHERE reltoastrelid <> 0
+                UNION SELECT i.indexrelid FROM pg_index i
+                      WHERE i.indrelid IN (SELECT oid FROM base UNION SELECT reltoastrelid FROM base))
+            SELECT oid, pg_relation_size(oid) FROM rels JOIN pg_class c USING (oid) WHERE c.relkind IN ('r', 'i', 't')
+            """)
+        t0 = time.perf_counter()
+        for oid, _size in rels:
+            self.q("SELECT pg_prewarm(%s, 'read')", (oid,))
+        total = sum(size for _, size in rels)
+        self.results["warmed"] = {"relations": len(rels), "bytes": total, "seconds": time.perf_counter() - t0}
+        log(f"warmed {len(rels)} relations, {total / 2**30:.2f} GiB, in {time.perf_counter() - t0:.1f} s")
+
     def load(self, label: str) -> None:
         self.results["load"][label] = os.getloadavg()
         log(f"load average ({label}): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -528,6 +585,7 @@ class Bench:
         log("lantian db upgrade")
         t0 = time.perf_counter()
         self.cli("db", "upgrade")
+        self.q(f'ALTER DATABASE "{urlsplit(self.url).path.lstrip("/")}" SET track_io_timing = on')
         log(f"  {time.perf_counter() - t0:.1f} s")
         have = {r[0] for r in self.q("SELECT code FROM stations WHERE code LIKE 'BQS%%'")}
         calls = [[str(BIN / "lantian"), "stations", "create", "--code", f"BQS{n}", "--kind", "remote_sensing",
@@ -632,6 +690,7 @@ class Bench:
             for p in paths[:10]:  # warm-up: connection pool, plan cache, the pages touched
                 client.request("GET", p, tokens[user])
             times, sizes, statuses, items = [], [], {}, []
+            before = self.io()
             for p in paths:
                 status, body, dt = client.request("GET", p, tokens[user])
                 statuses[status] = statuses.get(status, 0) + 1
@@ -639,14 +698,21 @@ class Bench:
                 sizes.append(client.last_size)
                 if isinstance(body, dict) and "items" in body:
                     items.append(len(body["items"]))
+            after = self.io()
+            reads = {k: (after[k] - before[k]) / len(times) for k in after if k in before}
             row = {"n": len(times), "p50": pct(times, 50), "p95": pct(times, 95), "p99": pct(times, 99),
                    "max": max(times), "statuses": statuses, "bytes_mean": statistics.mean(sizes),
-                   "items_mean": statistics.mean(items) if items else None}
+                   "items_mean": statistics.mean(items) if items else None, "reads_per_request": reads}
             results.setdefault(label, {})[user] = row
             log(f"  {label:<42} {user:<10} p50 {row['p50']:6.1f}  p95 {row['p95']:6.1f}  p99 {row['p99']:6.1f} ms"
                 f"  {statuses} {row['bytes_mean'] / 1024:.0f} KiB"
                 + (f"  items/page {row['items_mean']:.1f}" if items else ""))
+            log(f"  {'':<42} {'':<10} per request: {reads['blks_read']:.0f} blocks read "
+                f"({reads['read_ms']:.1f} ms waited), {reads['blks_hit']:.0f} hit"
+                + (f", disk {reads['disk_bytes'] / 1024:.0f} KiB" if "disk_bytes" in reads else ""))
 
+        if self.args.warm:
+            self.warm()
         self.load("before measuring")
         for user, key in (("police1", "scoped"), ("police_all", "all")):
             log(f"measuring as {user} ({'region ' + SCOPE if user == 'police1' else 'unscoped'}), {n} requests each")
@@ -697,6 +763,7 @@ class Bench:
             "SELECT id FROM vehicles WHERE registered ORDER BY id LIMIT 2000")]
         random.Random(7).shuffle(vehicles)
         times = []
+        before = self.io()
         log(f"late uploads: {max(20, self.args.requests // 5)} events measured ~150 days ago, each judged alone")
         for k, vid in enumerate(vehicles[:max(20, self.args.requests // 5)]):
             m = (base + timedelta(minutes=k)).replace(microsecond=0)
@@ -718,10 +785,14 @@ class Bench:
             times.append((time.perf_counter() - t0) * 1000)
             if judged != 1:
                 raise RuntimeError(f"late upload {eid}: the judge judged {judged} events")
+        after = self.io()
+        reads = {k: (after[k] - before[k]) / len(times) for k in after if k in before}
         row = {"n": len(times), "p50": pct(times, 50), "p95": pct(times, 95), "p99": pct(times, 99),
-               "max": max(times)}
+               "max": max(times), "reads_per_upload_with_its_insert": reads}
         self.results.setdefault("latency_ms", {})["(g) judge one late upload"] = {"in-process": row}
-        log(f"  (g) judge one late upload  p50 {row['p50']:6.1f}  p95 {row['p95']:6.1f}  p99 {row['p99']:6.1f} ms")
+        log(f"  (g) judge one late upload  p50 {row['p50']:6.1f}  p95 {row['p95']:6.1f}  p99 {row['p99']:6.1f} ms"
+            f"  per upload (its insert too): {reads['blks_read']:.0f} blocks read ({reads['read_ms']:.1f} ms waited)"
+            + (f", disk {reads['disk_bytes'] / 1024:.0f} KiB" if "disk_bytes" in reads else ""))
 
     # --- EXPLAIN
 
@@ -806,9 +877,9 @@ class Bench:
                 until=date.fromisoformat(win["old_to"]), tz=tz)), Violation.detected_at, Violation.id)),
         ]
         plans = {}
-        for label, stmt in queries:
-            text = sql(stmt)
-            rows = self.q("EXPLAIN (ANALYZE, BUFFERS) " + text)
+        explained = [(label, sql(stmt), None) for label, stmt in queries] + self.supervision_statements()
+        for label, text, params in explained:
+            rows = self.q("EXPLAIN (ANALYZE, BUFFERS) " + text, params)  # I/O timings too: track_io_timing
             plan = [r[0] for r in rows]
             nodes = [ln for ln in plan if "->" in ln or ln == plan[0] or "Execution Time" in ln]
             seq = [ln.strip() for ln in plan if "Seq Scan on" in ln and any(f" {t} " in ln + " " for t in BIG_TABLES)]
@@ -817,6 +888,40 @@ class Bench:
             if seq:
                 print(f"!!! sequential scan of a big table: {seq}", flush=True)
         self.results["explain"] = plans
+
+    def supervision_statements(self) -> list[tuple[str, str, Any]]:
+        """Every statement `stats.supervision` runs for last month's figures of the scoped police
+        user, as the driver received it (with its parameters), timed apart."""
+        from sqlalchemy import event
+        from sqlalchemy.orm import Session
+
+        from core.db import make_engine
+        from core.settings import Policy
+        from enforcement import stats
+
+        tz = __import__("zoneinfo").ZoneInfo(TZ)
+        month = (datetime.now(UTC).astimezone(tz).date().replace(day=1) - timedelta(days=1)).replace(day=1)
+        engine = make_engine(self.args.database_url)
+        seen: list[tuple[str, Any, float]] = []
+        started: list[float] = []
+
+        def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+            started.append(time.perf_counter())
+
+        def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+            seen.append((statement, parameters, (time.perf_counter() - started.pop()) * 1000))
+
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+        try:
+            with Session(engine) as session:
+                stats.supervision(session, month, None, SCOPE, tz, Policy())
+        finally:
+            engine.dispose()
+        log(f"stats.supervision ran {len(seen)} statements: "
+            + ", ".join(f"{ms:.0f}" for _, _, ms in seen) + " ms")
+        return [(f"(f3) supervision statement {k + 1} ({ms:.0f} ms)", text, params)
+                for k, (text, params, ms) in enumerate(seen) if text.lstrip().upper().startswith("SELECT")]
 
     def run(self) -> None:
         try:
@@ -849,6 +954,8 @@ def main() -> None:
     p.add_argument("--gunicorn-workers", type=int, default=2)
     p.add_argument("--generate-only", action="store_true")
     p.add_argument("--no-http", action="store_true", help="only the late-upload judge and the EXPLAINs")
+    p.add_argument("--warm", action="store_true",
+                   help="read the tables that do not grow with the events into the page cache before measuring")
     p.add_argument("--out", default=str(REPO / "tests/benchmarks/bench_queries_results.json"))
     args = p.parse_args()
     Bench(args).run()
