@@ -94,29 +94,29 @@ def _measured(period: Period, tz: ZoneInfo, mark: datetime | None) -> list[Any]:
     return measured
 
 
-def _tested(period: Period, tz: ZoneInfo, mark: datetime | None) -> Any:
-    """(vehicle_id, region where tested) of every vehicle tested in the period, once each.
-    Whole months of measurements are read from the tested months the judge keeps
-    (remote_sensing.tested), the rest of the period from the events."""
+def _tested(period: Period, tz: ZoneInfo, mark: datetime | None) -> list[Any]:
+    """Selects of (vehicle_id, region where tested) that together name every vehicle tested
+    in the period. Whole months of measurements are read from the tested months the judge
+    keeps (remote_sensing.tested), the rest of the period from the events."""
     start, end = period.bounds(tz)
     months, parts = whole_months(period)
     measured = [select(TestedMonth.vehicle_id, TestedMonth.region)
                 .where(TestedMonth.month >= months[0], TestedMonth.month <= months[-1])] if months else []
     for part in parts:
         measured.extend(_measured(part, tz, mark))
-    return union(
+    return [
         *measured,
         select(SupervisoryTest.vehicle_id, SupervisoryTest.region)
         .where(SupervisoryTest.tested_at >= start, SupervisoryTest.tested_at < end),
         select(Snapshot.vehicle_id, Snapshot.region)
         .where(Snapshot.status == CONFIRMED, Snapshot.vehicle_id.is_not(None), Snapshot.captured_at >= start,
                Snapshot.captured_at < end),
-    ).subquery()
+    ]
 
 
 def vehicles_tested(session: Session, period: Period, where: Scope, tz: ZoneInfo) -> tuple[int, dict[str, int]]:
     """Distinct vehicles tested in the period: in all of the scope, and per region of testing."""
-    tested = _tested(period, tz, retention.retained_before(session))
+    tested = union(*_tested(period, tz, retention.retained_before(session))).subquery()
     total = session.scalar(select(func.count(func.distinct(tested.c.vehicle_id))).where(*where.where(tested.c.region)))
     per_region = session.execute(
         select(tested.c.region, func.count(func.distinct(tested.c.vehicle_id)))
@@ -130,8 +130,11 @@ def diesel_coverage(session: Session, period: Period, where: Scope, tz: ZoneInfo
                                                                                            dict[str, tuple[int, int]]]:
     """(diesel vehicles tested, registered diesel fleet): in all of the scope, and per region of registration."""
     diesel = Vehicle.fuel_type == "diesel", Vehicle.registered.is_(True), *where.where(Vehicle.region)
-    tested = _tested(period, tz, retention.retained_before(session))
-    tested_ids = select(tested.c.vehicle_id).scalar_subquery()
+    # The ids alone: PostgreSQL estimates a one-column union from the tables' statistics; with
+    # the region beside it, a default of 200 rows planned the fleet's join as a primary-key
+    # probe per tested vehicle (0.7 s for a season at 10 M events, 0.17 s hashed).
+    tested_ids = union(*(s.with_only_columns(s.selected_columns[0])
+                         for s in _tested(period, tz, retention.retained_before(session)))).scalar_subquery()
     fleet = dict(session.execute(select(Vehicle.region, func.count()).where(*diesel).group_by(Vehicle.region)).all())
     covered = dict(session.execute(
         select(Vehicle.region, func.count()).where(*diesel, Vehicle.id.in_(tested_ids)).group_by(Vehicle.region)
