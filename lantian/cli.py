@@ -88,6 +88,18 @@ def db_partitions() -> None:
     _emit({"created": created})
 
 
+@db.command("rebuild-tested-months")
+@with_appcontext
+def db_rebuild_tested_months() -> None:
+    """Write the tested vehicles of each month again in LANTIAN_TIMEZONE's months (after the
+    zone changed: docs/scaling.md); prints {"rows": N}."""
+    from remote_sensing import tested
+
+    with runtime().sessions() as session, session.begin():
+        rows = tested.rebuild(session, runtime().tz)
+    _emit({"rows": rows})
+
+
 @db.command("revision")
 @click.option("-m", "--message", required=True)
 @with_appcontext

@@ -8,20 +8,23 @@ when it is judged, retained or not. The judge adds a batch's rows in the transac
 writes its first verdicts; a vehicle and region already counted in that month is skipped.
 An event's validity, vehicle and station never change after its first verdict (a
 correction moves the violation, not the plate as read), so the rows stay a function of the
-events. Months are those of LANTIAN_TIMEZONE (docs/scaling.md: changing the zone).
+events. Months are those of LANTIAN_TIMEZONE; `rebuild` writes them again after the zone
+changes (docs/scaling.md: changing the zone).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Date, Select, cast, delete, func, insert, select, text, union
 from sqlalchemy.orm import Session
 
-from core.db import insert_ignore
+from core.db import insert_ignore, is_postgres
+from core.identity import Station
 from core.months import month_start
-from remote_sensing.models import TestedMonth
+from remote_sensing.models import PROCESSED, Event, TestedMonth, TestedVehicle
 
 KEY = ("month", "region", "vehicle_id")
 
@@ -37,3 +40,35 @@ def rows(events: Iterable[Any], regions: Mapping[int, str], tz: ZoneInfo) -> lis
 
 def add(session: Session, tested: list[dict[str, Any]]) -> None:
     insert_ignore(session, TestedMonth.__table__, tested, KEY)
+
+
+def _tested(month: Callable[[Any], Any]) -> list[Select[Any]]:
+    """The (month of, region, vehicle) of the judged valid events and of the hours of tested
+    vehicles retention kept, both in the station's current region."""
+    return [select(month(Event.measured_at), Station.region, Event.vehicle_id)
+            .join(Station, Station.id == Event.station_id)
+            .where(Event.status == PROCESSED, Event.valid.is_(True), Event.vehicle_id.is_not(None)),
+            select(month(TestedVehicle.hour), Station.region, TestedVehicle.vehicle_id)
+            .join(Station, Station.id == TestedVehicle.station_id)]
+
+
+def rebuild(session: Session, tz: ZoneInfo) -> int:
+    """Write every row again in the months of `tz` (`_tested`); how many rows. One
+    transaction, the caller's. On PostgreSQL the table is locked first: a judge's batch
+    commits either before the rebuild reads (and is rebuilt) or after it (and adds its rows
+    to the new ones), so judges already running in `tz` may keep running."""
+    if is_postgres(session):
+        session.execute(text(f"LOCK TABLE {TestedMonth.__tablename__} IN EXCLUSIVE MODE"))
+        session.execute(delete(TestedMonth))
+
+        def local(at: Any) -> Any:  # a UTC timestamp's month in `tz`, server-side
+            return cast(func.date_trunc("month", func.timezone(tz.key, func.timezone("UTC", at))), Date)
+
+        session.execute(insert(TestedMonth).from_select(list(KEY), union(*_tested(local))))
+        return session.scalar(select(func.count()).select_from(TestedMonth)) or 0
+    # SQLite has no time zones; an embedded database is small enough to bucket here.
+    session.execute(delete(TestedMonth))
+    tested = sorted({(month_start(at.astimezone(tz)), region, vehicle_id)
+                     for q in _tested(lambda at: at) for at, region, vehicle_id in session.execute(q)})
+    add(session, [dict(zip(KEY, row, strict=True)) for row in tested])
+    return len(tested)

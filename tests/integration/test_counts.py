@@ -1,23 +1,25 @@
 """The statistics' counts (remote_sensing.counts): kept at the verdict, equal to a recount of
 the judged events whatever the batches, unchanged by merging, and counting a late upload in
-the month it was measured, retained or not."""
+the month it was measured, retained or not; the tested months, rebuilt in another zone's
+months (remote_sensing.tested)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from core import months, partitions
 from core.identity import Station
 from enforcement import stats
 from enforcement.targets import Period
-from remote_sensing import counts, retention
+from remote_sensing import counts, retention, tested
 from remote_sensing.models import PROCESSED, Event, EventCount
 from remote_sensing.models import TestedMonth as MonthRow  # not a test class
-from tests.conftest import needs_postgres
+from tests.conftest import cli_json, needs_postgres
 from tests.factories import CST, event, vehicle
 
 EVENTS = "/api/v1/remote-sensing/events"
@@ -155,3 +157,44 @@ def test_a_late_upload_counts_in_its_retained_month(app, client, login, station,
     assert station.post_json(EVENTS, event("r2", at=at + timedelta(days=3), plate="苏B00002")).status_code == 202
     drain()
     assert events() == (before + 1, vehicles + 1)
+
+
+def test_the_tested_months_are_rebuilt_in_another_zones_months_and_back(app, runner, station, drain, registry):
+    registry(vehicle("苏B00001"), vehicle("苏B00002"))
+    # 03:00 on 1 November in China is still 31 October in UTC.
+    assert station.post_json(EVENTS, event("z1", at=datetime(2026, 11, 1, 3, tzinfo=CST),
+                                           plate="苏B00001")).status_code == 202
+    assert station.post_json(EVENTS, event("z2", at=datetime(2026, 11, 15, 9, tzinfo=CST),
+                                           plate="苏B00002")).status_code == 202
+    drain()
+    rt = app.extensions["lantian"]
+    utc = ZoneInfo("UTC")
+    with rt.sessions() as s:
+        kept = months_kept(s)
+        assert kept == months_recounted(s, rt.tz) and {m.month for m, _, _ in kept} == {11}
+        assert tested.rebuild(s, utc) == 2
+        s.commit()
+        assert months_kept(s) == months_recounted(s, utc) and {m.month for m, _, _ in months_kept(s)} == {10, 11}
+    assert cli_json(runner, "db", "rebuild-tested-months") == {"rows": 2}  # back in LANTIAN_TIMEZONE
+    with rt.sessions() as s:
+        assert months_kept(s) == kept
+
+
+@needs_postgres("retention swaps PostgreSQL partitions")
+def test_a_rebuild_keeps_the_vehicles_of_retained_events(app, runner, station, drain, registry):
+    registry(vehicle("苏B00001"))
+    today = datetime.now(UTC).date()
+    month = months.add_months(months.month_start(today), -3)
+    old, recent = datetime(month.year, month.month, 12, 10, tzinfo=CST), datetime.now(CST) - timedelta(hours=1)
+    for n, at in enumerate((old, recent)):  # the recent event is the vehicle's latest: the old one goes
+        assert station.post_json(EVENTS, event(f"k{n}", at=at, plate="苏B00001")).status_code == 202
+    drain()
+    rt = app.extensions["lantian"]
+    with rt.sessions() as s:
+        kept = months_kept(s)
+        partitions.ensure_months(s, today)
+        assert months.month_start(old) in retention.retain(s, today, 1)
+        assert s.scalar(select(func.count()).select_from(Event).where(Event.event_id == "k0")) == 0
+    assert cli_json(runner, "db", "rebuild-tested-months") == {"rows": 2}
+    with rt.sessions() as s:
+        assert months_kept(s) == kept and month in {m for m, _, _ in kept}
