@@ -11,10 +11,13 @@ For each such UTC month, oldest first, one transaction:
    it), every event with a verdict revision or causing one, every vehicle's latest
    judged event (the judge's run state starts there) and every event not yet judged;
    listings and cases reach events only through violations, so theirs are among these;
-3. swaps the kept partition in for the month's (detach, attach: a lock of the parent
-   table for milliseconds, waited for at most `partitions.LOCK_TIMEOUT`), deletes the
-   idempotency keys of the dropped events and drops the old partition;
-4. records the month in rs_retained_months.
+3. deletes the idempotency keys of the dropped events;
+4. swaps the kept partition in for the month's and drops the old one. Detaching locks the
+   parent table against every read and write until the commit, so all the work is done
+   before it (waited for at most `partitions.LOCK_TIMEOUT`): the kept partition has its
+   indexes already (LIKE ... INCLUDING INDEXES, which the attach adopts instead of building)
+   and a CHECK of its bounds (so the attach does not scan it);
+5. records the month in rs_retained_months.
 
 The month's partition is locked against writes from the start, so nothing written while
 it is copied is lost. A lock not had in time rolls the month back, for the next sweep.
@@ -89,17 +92,21 @@ def _retain_month(session: Session, month: date) -> bool:
             "INSERT INTO rs_tested_vehicles (hour, station_id, vehicle_id) "
             f"SELECT DISTINCT date_trunc('hour', measured_at), station_id, vehicle_id FROM {name} "
             "WHERE status = 'processed' AND valid IS TRUE AND vehicle_id IS NOT NULL"))
-        session.execute(text(f"CREATE TABLE {kept} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+        session.execute(text(
+            f"CREATE TABLE {kept} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"))
         n_kept = session.execute(text(
             f"INSERT INTO {kept} SELECT * FROM {name} WHERE status <> 'processed' OR violation_id IS NOT NULL "
             f"OR id IN ({_GROUNDS})")).rowcount
-        session.execute(text(f"ALTER TABLE {TABLE} DETACH PARTITION {name}"))
-        session.execute(text(f"ALTER TABLE {TABLE} ATTACH PARTITION {kept} "
-                             f"FOR VALUES FROM ('{month}') TO ('{months.next_month(month)}')"))
+        start, end = month, months.next_month(month)
+        session.execute(text(f"ALTER TABLE {kept} ADD CONSTRAINT {kept}_bounds "
+                             f"CHECK (measured_at >= '{start}' AND measured_at < '{end}')"))
         dropped = session.execute(text(
             f"DELETE FROM rs_event_keys WHERE id IN (SELECT id FROM {name} EXCEPT SELECT id FROM {kept})")).rowcount
+        session.execute(text(f"ALTER TABLE {TABLE} DETACH PARTITION {name}"))
+        session.execute(text(f"ALTER TABLE {TABLE} ATTACH PARTITION {kept} FOR VALUES FROM ('{start}') TO ('{end}')"))
         session.execute(text(f"DROP TABLE {name}"))
         session.execute(text(f"ALTER TABLE {kept} RENAME TO {name}"))
+        session.execute(text(f"ALTER TABLE {name} DROP CONSTRAINT {kept}_bounds"))  # the bound says it now
         session.execute(insert(RetainedMonth).values(month=month, events_counted=counted, events_kept=n_kept))
         session.commit()
     except exc.OperationalError as err:  # a lock not had in time: the next sweep tries again

@@ -93,3 +93,14 @@ def test_a_retained_month_keeps_its_evidence_and_its_statistics(app, client, log
             wanted = set(run_event_ids(violation.details))
             found = set(s.scalars(text("SELECT id FROM rs_events WHERE id = ANY(:ids)"), {"ids": list(wanted)}))
             assert wanted and found == wanted
+        # The kept partition has one index per index of rs_events, each attached to it (built
+        # before the swap, not by it), and no check constraint the parent does not have.
+        name = partitions.partition_name("rs_events", months.month_start(at))
+        indexes = sorted(s.scalars(text("SELECT indexname FROM pg_indexes WHERE tablename = 'rs_events'")))
+        attached = s.scalars(text(
+            "SELECT p.relname FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
+            "JOIN pg_class p ON p.oid = h.inhparent WHERE i.indrelid = CAST(:t AS regclass)"), {"t": name})
+        own = s.scalar(text("SELECT count(*) FROM pg_index WHERE indrelid = CAST(:t AS regclass)"), {"t": name})
+        assert sorted(attached) == indexes and own == len(indexes)
+        checks = "SELECT conname FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) AND contype = 'c'"
+        assert s.scalars(text(checks), {"t": name}).all() == s.scalars(text(checks), {"t": "rs_events"}).all()
