@@ -15,6 +15,7 @@ changes (docs/scaling.md: changing the zone).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,9 +34,14 @@ def rows(events: Iterable[Any], regions: Mapping[int, str], tz: ZoneInfo) -> lis
     """The tested-month rows of first verdicts (objects with `valid`, `vehicle_id`,
     `measured_at` and `station_id`), once each and sorted: two judges adding the same row
     wait on each other in one order, never in a cycle."""
-    tested = {(month_start(e.measured_at.astimezone(tz)), regions[e.station_id], e.vehicle_id)
-              for e in events if e.valid and e.vehicle_id is not None}
-    return [dict(zip(KEY, row, strict=True)) for row in sorted(tested)]
+    return _keyed(((e.measured_at, regions[e.station_id], e.vehicle_id)
+                   for e in events if e.valid and e.vehicle_id is not None), tz)
+
+
+def _keyed(tested: Iterable[tuple[datetime, str, int]], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Rows of (UTC time, region, vehicle) bucketed into `tz`'s months, once each, sorted."""
+    months = {(month_start(at.astimezone(tz)), region, vehicle_id) for at, region, vehicle_id in tested}
+    return [dict(zip(KEY, row, strict=True)) for row in sorted(months)]
 
 
 def add(session: Session, tested: list[dict[str, Any]]) -> None:
@@ -57,18 +63,17 @@ def rebuild(session: Session, tz: ZoneInfo) -> int:
     transaction, the caller's. On PostgreSQL the table is locked first: a judge's batch
     commits either before the rebuild reads (and is rebuilt) or after it (and adds its rows
     to the new ones), so judges already running in `tz` may keep running."""
-    if is_postgres(session):
+    postgres = is_postgres(session)
+    if postgres:
         session.execute(text(f"LOCK TABLE {TestedMonth.__tablename__} IN EXCLUSIVE MODE"))
-        session.execute(delete(TestedMonth))
-
+    session.execute(delete(TestedMonth))
+    if postgres:
         def local(at: Any) -> Any:  # a UTC timestamp's month in `tz`, server-side
             return cast(func.date_trunc("month", func.timezone(tz.key, func.timezone("UTC", at))), Date)
 
         session.execute(insert(TestedMonth).from_select(list(KEY), union(*_tested(local))))
         return session.scalar(select(func.count()).select_from(TestedMonth)) or 0
     # SQLite has no time zones; an embedded database is small enough to bucket here.
-    session.execute(delete(TestedMonth))
-    tested = sorted({(month_start(at.astimezone(tz)), region, vehicle_id)
-                     for q in _tested(lambda at: at) for at, region, vehicle_id in session.execute(q)})
-    add(session, [dict(zip(KEY, row, strict=True)) for row in tested])
+    tested = _keyed((row for q in _tested(lambda at: at) for row in session.execute(q)), tz)
+    add(session, tested)
     return len(tested)
